@@ -1,0 +1,357 @@
+"""The engine: one thread per model driving llama.cpp, fed through a thread-safe inbox.
+
+``submit`` hands a tokenized request to the engine thread and returns at once; the engine calls the
+request's ``sink`` with lists of events (``ChoiceDelta``, then ``RequestDone`` or
+``RequestFailed``) from its own thread. The server's sink forwards them to its event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .events import LogprobEntry, RequestDone, RequestFailed
+from .llama import ContextConfig, LlamaContext, LlamaModel
+from .output import OutputText, to_entry
+from .sampler import log_softmax, top_k_indices
+from .scheduler import QueueFull, Scheduler, Work
+from .sequence import GenerationParams, Request, Sequence
+
+log = logging.getLogger("wafer.engine")
+
+__all__ = ["Engine", "EngineConfig", "QueueFull", "ContextOverflow"]
+
+
+class ContextOverflow(ValueError):
+    """The prompt plus the requested tokens do not fit the model's context."""
+
+
+@dataclass
+class EngineConfig:
+    ctx_size: int = 0  # per-request context limit; 0: the model's trained context, capped at 8192
+    kv_cells: int = 0  # total KV cells shared by all sequences; 0: max(ctx_size, 32768)
+    parallel: int = 16  # sequence slots (concurrent sequences; n > 1 uses n of them)
+    token_budget: int = 256  # tokens per step (decodes + prefill chunks)
+    max_waiting: int = 256  # queued requests beyond which submit() raises QueueFull
+    threads: int = 0  # 0: all cores
+    flash_attn: bool = True
+
+
+class Engine:
+    def __init__(self, model_path: str, config: EngineConfig | None = None, model_id: str = ""):
+        import os
+
+        cfg = config or EngineConfig()
+        self.model = LlamaModel(model_path)
+        self.model_id = model_id
+        ctx_size = cfg.ctx_size or min(self.model.n_ctx_train or 8192, 8192)
+        self.ctx_size = ctx_size
+        kv = cfg.kv_cells or max(ctx_size, 32768)
+        kv = max(kv, ctx_size)
+        threads = cfg.threads or os.cpu_count() or 1
+        self.config = cfg
+        self.ctx = LlamaContext(
+            self.model,
+            ContextConfig(
+                n_ctx=kv,
+                n_seq_max=cfg.parallel,
+                n_batch=max(cfg.token_budget, cfg.parallel),
+                n_threads=threads,
+                flash_attn=cfg.flash_attn,
+            ),
+        )
+        self.kv_cells = self.ctx.n_ctx
+        self.scheduler = Scheduler(self.kv_cells, cfg.parallel, cfg.token_budget, cfg.max_waiting)
+        self.pieces = self.model.pieces
+        self.eog = self.model.eog
+        self._inbox: list[tuple[str, Any]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = False
+        self.steps = 0
+        self.tokens_generated = 0
+        self._thread = threading.Thread(target=self._loop, name=f"wafer-engine-{model_id}", daemon=True)
+        self._thread.start()
+
+    # -- public, thread-safe -----------------------------------------------------------------
+    def tokenize(self, text: str, add_special: bool, parse_special: bool = True) -> list[int]:
+        return self.model.tokenize(text, add_special, parse_special)
+
+    def check_fits(self, prompt_len: int, params: GenerationParams) -> None:
+        n = params.best_of or params.n
+        if prompt_len >= self.ctx_size:
+            raise ContextOverflow(
+                f"Please reduce the length of the messages or completion. The prompt has {prompt_len} "
+                f"tokens and the context size of this model is {self.ctx_size} tokens."
+            )
+        mx = params.max_new_tokens
+        if mx is not None and mx >= 0 and prompt_len + mx > self.ctx_size:
+            raise ContextOverflow(
+                f"Please reduce the length of the messages or completion. The prompt has {prompt_len} "
+                f"tokens and {mx} completion tokens were requested, but the context size of this model "
+                f"is {self.ctx_size} tokens."
+            )
+        if n > self.config.parallel:
+            raise ContextOverflow(f"n={n} exceeds the {self.config.parallel} parallel sequences this server runs.")
+        room = self.ctx_size - prompt_len if mx is None or mx < 0 else mx
+        if prompt_len + n * room > self.kv_cells:
+            raise ContextOverflow(
+                f"{n} sequences of up to {prompt_len + room} tokens do not fit the KV cache "
+                f"({self.kv_cells} cells); lower n or max_completion_tokens."
+            )
+
+    def submit(
+        self,
+        prompt: list[int],
+        params: GenerationParams,
+        sink: Callable[[list], None],
+        request_id: str = "",
+        arrival: float | None = None,
+    ) -> Request:
+        """Queue a request. Raises ContextOverflow or QueueFull."""
+        if not prompt:
+            raise ContextOverflow("The prompt is empty: at least one token is needed.")
+        self.check_fits(len(prompt), params)
+        req = Request(prompt, params, sink, self.ctx_size, request_id, arrival)
+        req.build(self.pieces, self.model.eog_ids)
+        req.output = OutputText(params.stop)
+        with self._lock:
+            if len(self.scheduler.waiting) + sum(1 for k, _ in self._inbox if k == "add") >= self.config.max_waiting:
+                raise QueueFull()
+            self._inbox.append(("add", req))
+        self._wake.set()
+        return req
+
+    def cancel(self, req: Request) -> None:
+        req.cancelled = True
+        with self._lock:
+            self._inbox.append(("cancel", req))
+        self._wake.set()
+
+    def call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
+        """Run ``fn`` on the engine thread between two steps and return its result."""
+        fut: Future = Future()
+        with self._lock:
+            self._inbox.append(("call", (fn, fut)))
+        self._wake.set()
+        return fut.result(timeout)
+
+    def stats(self) -> dict:
+        return self.call(self._stats)
+
+    def shutdown(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self.ctx.close()
+        self.model.close()
+
+    # -- engine thread -----------------------------------------------------------------------
+    def _stats(self) -> dict:
+        sch = self.scheduler
+        occupied = [s for s in range(sch.n_slots) if self.ctx.seq_pos_max(s) >= 0]
+        return {
+            "model": self.model_id,
+            "running_requests": len(sch.running),
+            "waiting_requests": len(sch.waiting),
+            "running_sequences": sum(1 for r in sch.running for s in r.seqs if s.slot is not None),
+            "free_slots": len(sch.free_slots),
+            "slots": sch.n_slots,
+            "kv_cells": self.kv_cells,
+            "kv_cells_used": sch.used_cells,
+            "kv_slots_occupied": occupied,  # read back from llama.cpp's KV cache
+            "preemptions": sch.preemptions,
+            "steps": self.steps,
+            "tokens_generated": self.tokens_generated,
+            "ctx_size": self.ctx_size,
+        }
+
+    def _drain_inbox(self) -> None:
+        with self._lock:
+            items, self._inbox = self._inbox, []
+            self._wake.clear()
+        for kind, obj in items:
+            if kind == "add":
+                self.scheduler.waiting.append(obj)
+            elif kind == "cancel":
+                self._drop(obj)
+            elif kind == "call":
+                fn, fut = obj
+                try:
+                    fut.set_result(fn())
+                except BaseException as e:  # noqa: BLE001 - handed to the caller
+                    fut.set_exception(e)
+
+    def _drop(self, req: Request) -> None:
+        for slot in self.scheduler.remove(req):
+            self.ctx.seq_rm(slot)
+        req.done = True
+
+    def _loop(self) -> None:
+        while not self._stop:
+            self._drain_inbox()
+            if not self.scheduler.has_work():
+                self._wake.wait(0.5)
+                continue
+            try:
+                self._step()
+            except Exception as e:  # noqa: BLE001 - the engine must survive anything
+                log.exception("engine step failed")
+                self._fail_all(f"internal engine error: {e}")
+        for req in list(self.scheduler.running) + list(self.scheduler.waiting):
+            self._fail(req, RequestFailed(503, "The server is shutting down.", "server_shutting_down"))
+
+    def _fail(self, req: Request, event: RequestFailed) -> None:
+        self._drop(req)
+        try:
+            req.sink([event])
+        except Exception:  # noqa: BLE001
+            log.exception("sink failed")
+
+    def _fail_all(self, message: str) -> None:
+        for req in list(self.scheduler.running):
+            self._fail(req, RequestFailed(500, message))
+        self.ctx.clear()
+
+    def _step(self) -> None:
+        work, cleared = self.scheduler.schedule()
+        for slot in cleared:
+            self.ctx.seq_rm(slot)
+        if not work:
+            return
+        batch = self.ctx.batch
+        batch.clear()
+        rows: list[tuple[Work, int, bool]] = []
+        now = time.time()
+        for w in work:
+            s = w.seq
+            req = s.req
+            if req.admitted is None:
+                req.admitted = now
+            toks = s.tokens[w.start : w.end]
+            if req.params.prompt_logprobs and s.index == 0 and w.start == len(req.prompt_logprobs) - (w.start > 0):
+                rows.append((w, batch.add_all_logits(s.slot, toks, w.start), True))
+            else:
+                rows.append((w, batch.add(s.slot, toks, w.start, w.samples), False))
+        status = self.ctx.decode()
+        if status != 0:
+            self._decode_failed(status, work)
+            return
+        self.steps += 1
+        events: dict[Request, list] = {}
+        finished: list[Request] = []
+        for w, row, all_logits in rows:
+            s = w.seq
+            req = s.req
+            if all_logits:
+                self._prompt_logprobs(req, w, row)
+                row = row + (w.end - w.start - 1)
+            s.num_computed = w.end
+            if not w.samples:
+                continue
+            logits = self.ctx.logits(row)
+            if s.num_generated == 0 and req.prefill_done is None:
+                req.prefill_done = time.time()
+                req.first_token = req.prefill_done
+            if s.num_generated == 0 and s.index == 0:
+                self._fork_children(req, s)
+                for c in req.seqs[1:]:
+                    if c.num_generated == 0 and c.num_computed == c.num_prompt:
+                        self._sample(c, logits, events)
+            self._sample(s, logits, events)
+        for req, evs in events.items():
+            if all(s.finished for s in req.seqs):
+                finished.append(req)
+            else:
+                self._emit(req, evs)
+        for req in finished:
+            self._finish(req, events[req])
+
+    def _decode_failed(self, status: int, work: list[Work]) -> None:
+        if status == 1 and len(self.scheduler.running) > 1:
+            # No KV slot: free the newest request and let it recompute later.
+            for slot in self.scheduler._preempt(self.scheduler.running[-1]):
+                self.ctx.seq_rm(slot)
+            for w in work:  # cells of the failed batch may be partly written: recompute them
+                if w.seq.slot is not None:
+                    self.ctx.seq_rm(w.seq.slot, w.start, -1)
+            return
+        self._fail_all(f"llama_decode failed with status {status}")
+
+    def _fork_children(self, req: Request, parent: Sequence) -> None:
+        for c in req.seqs[1:]:
+            if c.parent is parent:
+                self.ctx.seq_cp(parent.slot, c.slot, 0, parent.num_prompt)
+                c.num_computed = parent.num_prompt
+                c.shared = parent.num_prompt
+                c.parent = None
+
+    def _prompt_logprobs(self, req: Request, w: Work, first_row: int) -> None:
+        s = w.seq
+        top_n = req.params.sampling.top_logprobs
+        text = self.model.token_text
+        if w.start == 0:
+            req.prompt_logprobs.append(None)
+        for j in range(w.start + 1, min(w.end + 1, s.num_prompt)):
+            ls = log_softmax(self.ctx.logits(first_row + (j - 1 - w.start)))
+            tok = s.tokens[j]
+            top = top_k_indices(ls, top_n)
+            req.prompt_logprobs.append(
+                LogprobEntry(tok, text(tok), float(ls[tok]), [(int(t), text(t), float(ls[t])) for t in top])
+            )
+
+    def _sample(self, s: Sequence, logits, events: dict) -> None:
+        req = s.req
+        block_eog = req.params.ignore_eos or s.num_generated < req.min_new
+        tok, lp = s.sampler.sample(logits, block_eog)
+        s.tokens.append(tok)
+        self.tokens_generated += 1
+        out: OutputText = req.output
+        stopped = False
+        if self.eog[tok] and not block_eog:
+            s.finish_reason = "stop"
+        else:
+            entry = to_entry(self.model.token_text, lp, len(s.text)) if lp is not None else None
+            if lp is not None:
+                s.cum_logprob += lp.logprob
+            stopped = out.append(s, tok, entry)
+            if stopped:
+                s.finish_reason = "stop"
+            elif s.num_generated >= req.max_new:
+                s.finish_reason = "length"
+        if s.finished:
+            out.finish(s, stopped)
+            slot = self.scheduler.release(s)
+            if slot is not None:
+                self.ctx.seq_rm(slot)
+        d = out.delta(s, s.finished)
+        if d is not None:
+            events.setdefault(req, []).append(d)
+        elif req not in events:
+            events[req] = []
+
+    def _emit(self, req: Request, events: list) -> None:
+        if not events or req.cancelled:
+            return
+        try:
+            req.sink(events)
+        except Exception:  # noqa: BLE001 - a broken consumer must not stop the engine
+            log.exception("sink failed; cancelling request")
+            self._drop(req)
+
+    def _finish(self, req: Request, events: list) -> None:
+        req.finished_at = time.time()
+        self.scheduler.remove(req)
+        req.done = True
+        done = RequestDone(usage=req.usage(), time_info=req.time_info())
+        if req.params.best_of and req.params.best_of > req.params.n:
+            ranked = sorted(req.seqs, key=lambda q: q.cum_logprob, reverse=True)[: req.params.n]
+            done.choices = [q.index for q in ranked]
+        if req.params.prompt_logprobs:
+            done.prompt_logprobs = req.prompt_logprobs
+        events.append(done)
+        self._emit(req, events)
