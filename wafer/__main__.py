@@ -1,0 +1,5 @@
+import sys
+
+from wafer.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""API messages -> the dicts chat templates expect (Hugging Face conventions)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class UnsupportedContent(ValueError):
+    def __init__(self, message: str, param: str):
+        super().__init__(message)
+        self.param = param
+
+
+def _text(content: Any, where: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for i, part in enumerate(content):
+        kind = part.get("type")
+        if kind == "text":
+            parts.append(part.get("text") or "")
+        else:
+            raise UnsupportedContent(
+                f"{where}.content.{i}: content of type '{kind}' is not supported by this model (text only)",
+                "messages",
+            )
+    return "".join(parts)
+
+
+def _arguments(raw: Any) -> Any:
+    """Templates index tool-call arguments as a mapping (transformers' convention)."""
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return raw
+        return value if isinstance(value, dict) else raw
+    return raw
+
+
+def to_template_messages(messages: list[dict]) -> list[dict]:
+    out = []
+    for i, m in enumerate(messages):
+        role = m["role"]
+        d: dict[str, Any] = {"role": role, "content": _text(m.get("content"), f"messages.{i}")}
+        if m.get("name"):
+            d["name"] = m["name"]
+        if role == "assistant":
+            if m.get("reasoning") is not None:
+                d["reasoning"] = _text(m.get("reasoning"), f"messages.{i}")
+            if m.get("tool_calls"):
+                d["tool_calls"] = [
+                    {
+                        "id": tc.get("id"),
+                        "type": tc.get("type", "function"),
+                        "function": {
+                            "name": tc["function"]["name"],
+                            "arguments": _arguments(tc["function"].get("arguments")),
+                        },
+                    }
+                    for tc in m["tool_calls"]
+                ]
+        if role == "tool":
+            d["tool_call_id"] = m.get("tool_call_id")
+        out.append(d)
+    return out

@@ -1,0 +1,87 @@
+"""``wafer``: serve | chat | pull | models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    from ..engine.engine import EngineConfig
+
+    d = EngineConfig()
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--model", "-m", action="append", dest="models", metavar="MODEL",
+        help="catalogue name, local .gguf path or Hugging Face repo id (repeatable; default smollm2-135m)",
+    )
+    p.add_argument("--alias", action="append", default=[], metavar="ID=MODEL",
+                   help="also answer to ID for the served model MODEL, e.g. llama3.1-8b=smollm2-135m (repeatable)")
+    p.add_argument("--ctx-size", type=int, default=d.ctx_size,
+                   help="context limit per request (default: the model's, at most 8192)")
+    p.add_argument("--kv-size", type=int, default=d.kv_cells,
+                   help="KV cache cells shared by all sequences (default: max(ctx-size, 32768))")
+    p.add_argument("--parallel", type=int, default=d.parallel, help="concurrent sequences per model")
+    p.add_argument("--token-budget", type=int, default=d.token_budget,
+                   help="tokens per engine step (decodes + prefill chunks)")
+    p.add_argument("--max-queue", type=int, default=d.max_waiting,
+                   help="waiting requests per model before 429 queue_exceeded")
+    p.add_argument("--threads", type=int, default=d.threads, help="llama.cpp threads (default: all cores)")
+    p.add_argument("--no-flash-attn", action="store_true", help="disable flash attention")
+    p.add_argument("--chat-template", metavar="FILE", help="Jinja chat template overriding the GGUF's")
+    p.add_argument("--cache-dir", help="model cache directory (default: $WAFER_CACHE_DIR or XDG cache)")
+    p.add_argument("--no-pull", action="store_true", help="fail instead of pulling a missing catalogue model")
+    p.add_argument("--log-level", default="info")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wafer", description="A self-hosted Cerebras Inference API on llama.cpp.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    ps = sub.add_parser("serve", help="serve the Cerebras API over HTTP")
+    _serve_args(ps)
+
+    pc = sub.add_parser("chat", help="chat in the terminal (with a running server or in-process)")
+    pc.add_argument("--url", default=None, help="server URL (default http://127.0.0.1:8080); ignored with --local")
+    pc.add_argument("--local", action="store_true", help="run the model in this process instead of using a server")
+    pc.add_argument("--model", "-m", default=None, help="model id (server) or catalogue name/path (--local)")
+    pc.add_argument("--system", default=None, help="system prompt")
+    pc.add_argument("--temperature", type=float, default=None)
+    pc.add_argument("--max-tokens", type=int, default=None)
+    pc.add_argument("--api-key", default=None)
+    pc.add_argument("--cache-dir", default=None)
+    pc.add_argument("prompt", nargs="*", help="a single prompt to answer (otherwise interactive)")
+
+    pp = sub.add_parser("pull", help="download a catalogue model and convert it to the fastest layout")
+    pp.add_argument("name")
+    pp.add_argument("--keep-original", action="store_true", help="keep the shipped GGUF next to the converted one")
+    pp.add_argument("--no-optimize", action="store_true", help="keep the shipped quantization as is")
+    pp.add_argument("--cache-dir", default=None)
+
+    pm = sub.add_parser("models", help="list the model catalogue and what is pulled")
+    pm.add_argument("--cache-dir", default=None)
+    pm.add_argument("--json", action="store_true")
+
+    args = parser.parse_args(argv)
+    if args.cmd == "serve":
+        from .serve import run_serve
+
+        return run_serve(args)
+    if args.cmd == "chat":
+        from .chat import run_chat
+
+        return run_chat(args)
+    if args.cmd == "pull":
+        from .pull import run_models, run_pull  # noqa: F401
+
+        return run_pull(args)
+    if args.cmd == "models":
+        from .pull import run_models
+
+        return run_models(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

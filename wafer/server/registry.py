@@ -1,0 +1,56 @@
+"""The models one server process serves: an engine and a chat template per model, plus aliases."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..chat.template import ChatTemplate, template_for_model
+from ..engine.engine import Engine, EngineConfig
+
+
+@dataclass
+class ServedModel:
+    id: str
+    path: str
+    engine: Engine
+    template: ChatTemplate
+    created: int = field(default_factory=lambda: int(time.time()))
+    fingerprint: str = ""
+
+    @classmethod
+    def load(cls, model_id: str, path: str, config: EngineConfig, chat_template: str | None = None) -> "ServedModel":
+        engine = Engine(path, config, model_id)
+        m = engine.model
+        template = template_for_model(m.metadata, m.token_text(m.bos_id), m.token_text(m.eos_id), chat_template)
+        return cls(id=model_id, path=path, engine=engine, template=template)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.models: dict[str, ServedModel] = {}
+        self.aliases: dict[str, str] = {}
+
+    def add(self, model: ServedModel) -> None:
+        if model.id in self.models or model.id in self.aliases:
+            raise ValueError(f"model id {model.id!r} is served twice")
+        self.models[model.id] = model
+
+    def alias(self, alias: str, target: str) -> None:
+        if target not in self.models:
+            raise ValueError(f"--alias {alias}={target}: no served model has the id {target!r}")
+        if alias in self.models:
+            raise ValueError(f"--alias {alias}: a served model already has that id")
+        self.aliases[alias] = target
+
+    def get(self, model_id: str) -> ServedModel | None:
+        return self.models.get(self.aliases.get(model_id, model_id))
+
+    def ids(self) -> list[tuple[str, ServedModel]]:
+        out = [(k, m) for k, m in self.models.items()]
+        out += [(a, self.models[t]) for a, t in self.aliases.items()]
+        return out
+
+    def shutdown(self) -> None:
+        for m in self.models.values():
+            m.engine.shutdown()
