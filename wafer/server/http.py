@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import zlib
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from ..protocol.errors import APIError, bad_request
+from ..protocol.parse import load_json
 
 MAX_BODY = 32 * 1024 * 1024
 
@@ -37,10 +37,7 @@ async def read_json(request: Request) -> object:
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if "msgpack" in ctype:
         raise bad_request("msgpack request bodies are not supported by wafer; send JSON", "content-type")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise bad_request(f"Request body is not valid JSON: {e}", "body") from e
+    return load_json(raw)
 
 
 def api_version(request: Request) -> int:

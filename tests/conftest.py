@@ -1,0 +1,137 @@
+"""Fixtures: the default model and live `wafer serve` processes on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_SPEC = os.environ.get("WAFER_TEST_MODEL", "smollm2-135m")
+MODEL_ID = "smollm2-135m"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def resolved_model():
+    """The default model (pulled by scripts/test beforehand)."""
+    from wafer.models import resolve_model
+
+    return resolve_model(MODEL_SPEC, pull=True, progress=False)
+
+
+@pytest.fixture(scope="session")
+def model_path(resolved_model) -> str:
+    return str(resolved_model.path)
+
+
+def serve_args(resolved) -> list[str]:
+    """Serve the test model as `smollm2-135m` (and as `llama3.1-8b`, a Cerebras id)."""
+    args = ["--model", MODEL_SPEC, "--alias", f"llama3.1-8b={resolved.id}"]
+    if resolved.id != MODEL_ID:
+        args += ["--alias", f"{MODEL_ID}={resolved.id}"]
+    return args
+
+
+class Server:
+    def __init__(self, args: list[str], log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wafer", "serve", "--port", str(self.port), *args],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wafer serve exited:\n{log_path.read_text()}")
+            if "ready on" in log_path.read_text():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"wafer serve did not get ready:\n{log_path.read_text()}")
+
+    def stats(self, model: str = MODEL_ID) -> dict:
+        return httpx.get(self.url + "/wafer/stats", timeout=30).json()[model]
+
+    def wait_idle(self, model: str = MODEL_ID, timeout: float = 20) -> dict:
+        """Wait until the engine holds no request, sequence or KV cell; returns the stats."""
+        deadline = time.time() + timeout
+        while True:
+            st = self.stats(model)
+            idle = (
+                st["running_requests"] == 0
+                and st["waiting_requests"] == 0
+                and st["free_slots"] == st["slots"]
+                and st["kv_cells_used"] == 0
+                and st["kv_slots_occupied"] == []
+            )
+            if idle or time.time() > deadline:
+                return st
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def server(resolved_model, tmp_path_factory):
+    s = Server(serve_args(resolved_model) + ["--parallel", "16"], tmp_path_factory.mktemp("srv") / "server.log")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def base_url(server) -> str:
+    return server.url
+
+
+@pytest.fixture(scope="session")
+def cerebras(base_url):
+    from cerebras.cloud.sdk import Cerebras
+
+    with Cerebras(api_key="test-key", base_url=base_url, _strict_response_validation=True, max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def openai_client(base_url):
+    import openai
+
+    with openai.OpenAI(api_key="test-key", base_url=base_url + "/v1", max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def http(base_url):
+    with httpx.Client(base_url=base_url, timeout=120) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def tokenizer(model_path):
+    """The test model's vocabulary in-process (for token ids in logit_bias tests)."""
+    from wafer.engine.llama import LlamaModel
+
+    m = LlamaModel(model_path)
+    yield m
+    m.close()

@@ -1,0 +1,176 @@
+"""Engine pieces without a server: sampler, detokenizer, stop strings, scheduler and engine."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from wafer.engine.detokenizer import IncrementalDetokenizer
+from wafer.engine.sampler import SamplingParams, SequenceSampler, log_softmax
+from wafer.engine.stops import StopMatcher
+
+EOG = np.array([0])
+
+
+def test_greedy_and_bias():
+    row = np.array([0.0, 1.0, 5.0, 2.0], dtype=np.float32)
+    s = SequenceSampler(SamplingParams(temperature=0), EOG)
+    assert s.sample(row)[0] == 2
+    s = SequenceSampler(SamplingParams(temperature=0, logit_bias={2: -100.0}), EOG)
+    assert s.sample(row)[0] == 3
+    assert row[2] == 5.0  # the engine's logits are not modified
+
+
+def test_block_eog():
+    row = np.array([9.0, 1.0, 0.0], dtype=np.float32)
+    s = SequenceSampler(SamplingParams(temperature=0), EOG)
+    assert s.sample(row, block_eog=True)[0] == 1
+    assert s.sample(row)[0] == 0
+
+
+def test_penalties():
+    row = np.array([0.0, 3.0, 2.9], dtype=np.float32)
+    s = SequenceSampler(SamplingParams(temperature=0, frequency_penalty=0.5), EOG)
+    assert [s.sample(row)[0] for _ in range(3)] == [1, 2, 1]
+    s = SequenceSampler(SamplingParams(temperature=0, presence_penalty=1.0), EOG)
+    assert [s.sample(row)[0] for _ in range(3)] == [1, 2, 2]
+
+
+def test_top_p_restricts_support():
+    row = np.log(np.array([0.5, 0.3, 0.15, 0.05], dtype=np.float32))
+    s = SequenceSampler(SamplingParams(temperature=1.0, top_p=0.7, seed=0), EOG)
+    seen = {s.sample(row)[0] for _ in range(300)}
+    assert seen == {0, 1}
+
+
+def test_temperature_distribution_and_seed():
+    row = np.log(np.array([0.7, 0.2, 0.1], dtype=np.float32))
+    s = SequenceSampler(SamplingParams(temperature=1.0, seed=123), EOG)
+    draws = [s.sample(row)[0] for _ in range(3000)]
+    freq = np.bincount(draws, minlength=3) / 3000
+    assert np.allclose(freq, [0.7, 0.2, 0.1], atol=0.04)
+    a = SequenceSampler(SamplingParams(temperature=1.0, seed=9), EOG)
+    b = SequenceSampler(SamplingParams(temperature=1.0, seed=9), EOG)
+    assert [a.sample(row)[0] for _ in range(50)] == [b.sample(row)[0] for _ in range(50)]
+
+
+def test_logprobs_are_the_models():
+    row = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    s = SequenceSampler(SamplingParams(temperature=0.5, logprobs=True, top_logprobs=2, logit_bias={0: 50.0}, seed=1), EOG)
+    tok, lp = s.sample(row)
+    ls = log_softmax(row)
+    assert tok == 0 and abs(lp.logprob - ls[0]) < 1e-6
+    assert [t for t, _ in lp.top] == [2, 1]
+
+
+def test_detokenizer_never_splits_utf8():
+    pieces = ["é".encode()[:1], "é".encode()[1:], b"a", "😀".encode()[:2], "😀".encode()[2:], b"\xff"]
+    d = IncrementalDetokenizer(pieces)
+    assert d.add(0) == ""
+    assert d.add(1) == "é"
+    assert d.add(2) == "a"
+    assert d.add(3) == ""
+    assert d.add(4) == "😀"
+    assert d.add(5) == "\ufffd"
+    d.add(3)
+    assert d.flush() == "\ufffd"
+
+
+def test_stop_matcher():
+    m = StopMatcher(["END", "\n\n"])
+    assert m.hold == 2
+    assert m.find("abcEN", 3) == -1
+    assert m.find("abcEND", 5) == 3
+    assert m.safe_end(len("abcEN")) == 3
+    assert StopMatcher([]).safe_end(5) == 5
+
+
+@pytest.fixture(scope="module")
+def engine(model_path):
+    from wafer.engine.engine import Engine, EngineConfig
+
+    e = Engine(model_path, EngineConfig(ctx_size=256, kv_cells=300, parallel=4, token_budget=64), "t")
+    yield e
+    e.shutdown()
+
+
+def run(engine, prompt, params):
+    done = threading.Event()
+    out = {"text": "", "events": []}
+
+    def sink(evs):
+        out["events"] += evs
+        for ev in evs:
+            if hasattr(ev, "text"):
+                out["text"] += ev.text
+            else:
+                done.set()
+
+    engine.submit(prompt, params, sink)
+    return out, done
+
+
+def test_preemption_under_small_kv(engine):
+    """4 requests needing ~480 cells in a 300-cell KV cache: some are preempted, all finish whole."""
+    from wafer.engine.events import RequestDone
+    from wafer.engine.sampler import SamplingParams
+    from wafer.engine.sequence import GenerationParams
+
+    prompt = engine.tokenize("Write a long story about a dragon and a knight.", add_special=False)
+    runs = [
+        run(engine, prompt, GenerationParams(SamplingParams(temperature=0), max_new_tokens=100, min_new_tokens=100))
+        for _ in range(4)
+    ]
+    for out, done in runs:
+        assert done.wait(120)
+        final = out["events"][-1]
+        assert isinstance(final, RequestDone) and final.usage.completion_tokens == 100
+    st = engine.stats()
+    assert st["preemptions"] > 0
+    assert st["kv_cells_used"] == 0 and st["kv_slots_occupied"] == [] and st["free_slots"] == 4
+    assert all(len(o["text"]) > 100 for o, _ in runs)
+
+
+def test_chunked_prefill_matches_single_chunk(engine, model_path):
+    """A prompt longer than the token budget (64) is prefilled in chunks; greedy output is unchanged."""
+    from wafer.engine.engine import Engine, EngineConfig
+    from wafer.engine.sampler import SamplingParams
+    from wafer.engine.sequence import GenerationParams
+
+    prompt = engine.tokenize("The quick brown fox jumps over the lazy dog. " * 12, add_special=False)
+    assert len(prompt) > 64
+    p = GenerationParams(SamplingParams(temperature=0), max_new_tokens=20)
+    chunked, d1 = run(engine, prompt, p)
+    assert d1.wait(60)
+    big = Engine(model_path, EngineConfig(ctx_size=256, kv_cells=300, parallel=1, token_budget=256), "big")
+    try:
+        whole, d2 = run(big, prompt, p)
+        assert d2.wait(60)
+    finally:
+        big.shutdown()
+    assert chunked["text"] == whole["text"]
+
+
+def test_cancel_frees_slot(engine):
+    from wafer.engine.sampler import SamplingParams
+    from wafer.engine.sequence import GenerationParams
+
+    prompt = engine.tokenize("Tell me a story.", add_special=False)
+    import time
+
+    out, done = run(engine, prompt, GenerationParams(SamplingParams(temperature=0), max_new_tokens=200, min_new_tokens=200))
+
+    deadline = time.time() + 10
+    while not out["text"] and time.time() < deadline:
+        time.sleep(0.01)
+    req = next(iter(engine.scheduler.running), None)
+    assert req is not None
+    engine.cancel(req)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        st = engine.stats()
+        if st["running_requests"] == 0:
+            break
+    assert st["running_requests"] == 0 and st["kv_slots_occupied"] == [] and st["free_slots"] == 4
