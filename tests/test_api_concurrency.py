@@ -62,9 +62,9 @@ def test_stream_disconnect_frees_everything(base_url, server):
                 if line.startswith("data: "):
                     got += 1
                 if got >= 5:
+                    st = server.stats()  # still connected: the request holds a sequence and KV cells
+                    assert st["running_requests"] == 1 and st["kv_cells_used"] > 0
                     break
-            st = server.stats()
-            assert st["running_requests"] == 1 and st["kv_cells_used"] > 0
     st = server.wait_idle(timeout=10)
     assert st["running_requests"] == 0 and st["kv_cells_used"] == 0 and st["kv_slots_occupied"] == []
     assert st["free_slots"] == st["slots"]
