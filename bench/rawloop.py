@@ -58,12 +58,13 @@ class RawLoop:
         if lc.llama_decode(self.ctx, b) != 0:
             raise RuntimeError("llama_decode failed")
 
-    def greedy(self, prompt: list[int], n_new: int, stop_at_eog: bool = True) -> dict:
-        """Greedy-decode up to n_new tokens; returns tokens, TTFT and decode time."""
+    def greedy(self, prompt: list[int], n_new: int, stop_at_eog: bool = True, chunk: int = 512) -> dict:
+        """Greedy-decode up to n_new tokens (prompt prefilled ``chunk`` tokens at a time);
+        returns tokens, TTFT and decode time."""
         lc.llama_memory_clear(lc.llama_get_memory(self.ctx), True)
         t0 = time.perf_counter()
-        for i in range(0, len(prompt), 512):
-            self._decode(prompt[i : i + 512], i)
+        for i in range(0, len(prompt), chunk):
+            self._decode(prompt[i : i + chunk], i)
         out: list[int] = []
         pos = len(prompt)
         t_first = None

@@ -133,24 +133,29 @@ def test_preemption_under_small_kv(engine):
     assert all(len(o["text"]) > 100 for o, _ in runs)
 
 
-def test_chunked_prefill_matches_single_chunk(engine, model_path):
-    """A prompt longer than the token budget (64) is prefilled in chunks; greedy output is unchanged."""
-    from wafer.engine.engine import Engine, EngineConfig
+def test_chunked_prefill_matches_raw_loop(engine, model_path):
+    """A prompt longer than the token budget (64) is prefilled in 64-token chunks; the greedy output
+    equals the raw llama.cpp loop prefilling the same chunks (same numerics)."""
+    import sys
+
+    from conftest import ROOT
     from wafer.engine.sampler import SamplingParams
     from wafer.engine.sequence import GenerationParams
 
+    sys.path.insert(0, str(ROOT))
+    from bench.rawloop import RawLoop
+
     prompt = engine.tokenize("The quick brown fox jumps over the lazy dog. " * 8, add_special=False)
     assert len(prompt) > 64
-    p = GenerationParams(SamplingParams(temperature=0), max_new_tokens=20)
-    chunked, d1 = run(engine, prompt, p)
-    assert d1.wait(60)
-    big = Engine(model_path, EngineConfig(ctx_size=128, kv_cells=256, parallel=1, token_budget=256), "big")
+    out, done = run(engine, prompt, GenerationParams(SamplingParams(temperature=0), max_new_tokens=20, min_new_tokens=20))
+    assert done.wait(60)
+    got = [t for ev in out["events"] if hasattr(ev, "token_ids") for t in ev.token_ids]
+    raw = RawLoop(model_path, n_ctx=engine.kv_cells, threads=engine.ctx.cfg.n_threads)
     try:
-        whole, d2 = run(big, prompt, p)
-        assert d2.wait(60)
+        expect = raw.greedy(prompt, 20, stop_at_eog=False, chunk=64)["tokens"]
     finally:
-        big.shutdown()
-    assert chunked["text"] == whole["text"]
+        raw.close()
+    assert got == expect
 
 
 def test_cancel_frees_slot(engine):

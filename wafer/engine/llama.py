@@ -218,6 +218,7 @@ class LlamaContext:
         self.mem = lc.llama_get_memory(self.ctx)
         self.batch = Batch(cfg.n_batch)
         self.n_vocab = model.n_vocab
+        self._row_type = ctypes.c_float * self.n_vocab
 
     def decode(self) -> int:
         """Run the current batch. Returns llama_decode's status (0 = ok, 1 = no KV slot)."""
@@ -227,7 +228,10 @@ class LlamaContext:
     def logits(self, i: int) -> np.ndarray:
         """Zero-copy view of the logits row of batch entry ``i`` (valid until the next decode)."""
         ptr = lc.llama_get_logits_ith(self.ctx, i)
-        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        if not ptr:
+            raise RuntimeError(f"llama.cpp has no logits for batch entry {i}")
+        addr = ctypes.cast(ptr, ctypes.c_void_p).value
+        return np.frombuffer(self._row_type.from_address(addr), dtype=np.float32)
 
     def seq_rm(self, seq_id: int, p0: int = 0, p1: int = -1) -> None:
         lc.llama_memory_seq_rm(self.mem, seq_id, p0, p1)

@@ -63,11 +63,16 @@ class SequenceSampler:
         self._bias_vals = np.fromiter(params.logit_bias.values(), dtype=np.float32, count=len(params.logit_bias))
         self._penalised = params.frequency_penalty != 0.0 or params.presence_penalty != 0.0
         self.greedy = params.temperature <= 0.0
+        self._eog_set = frozenset(int(t) for t in eog_ids)
 
     def _shape(self, row: np.ndarray, block_eog: bool) -> np.ndarray:
         """The logits the choice is made from (a copy when anything changes them)."""
         if not (len(self._bias_ids) or (self._penalised and self.counts) or block_eog):
             return row
+        if block_eog and self.greedy and not len(self._bias_ids) and not (self._penalised and self.counts):
+            best = int(row.argmax())
+            if best not in self._eog_set:  # blocking end-of-generation changes nothing here
+                return row
         x = row.astype(np.float32, copy=True)
         if len(self._bias_ids):
             x[self._bias_ids] += self._bias_vals
