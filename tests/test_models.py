@@ -364,7 +364,7 @@ def test_entry(slow_gguf, monkeypatch):
     return entry
 
 
-def test_pull_optimizes_and_records_manifest(clean_env, tmp_path, slow_gguf, test_entry):
+def test_pull_optimizes_and_records_manifest(clean_env, tmp_path, slow_gguf, test_entry, monkeypatch):
     d = model_dir("test-model", tmp_path)
     d.mkdir(parents=True)
     shutil.copyfile(slow_gguf, d / test_entry.filename)  # as if already downloaded
@@ -385,12 +385,18 @@ def test_pull_optimizes_and_records_manifest(clean_env, tmp_path, slow_gguf, tes
     listed = {m["name"]: m for m in list_models(tmp_path)}["test-model"]
     assert listed["pulled"] and listed["quant"] == "Q4_0" and listed["size_bytes"] == r.path.stat().st_size
 
-    # pulling again with keep_original=False only drops the original
+    # pulling again changes nothing (and measures nothing)
+    from wafer.models import quantize as qz
+
+    monkeypatch.setattr(qz, "optimize_gguf", lambda *a, **k: pytest.fail("must not optimize again"))
     r2 = pull("test-model", cache_dir=tmp_path, progress=False)
-    assert r2.path == r.path and r2.original_path is None
-    assert not (d / test_entry.filename).exists()
-    assert read_manifest(d)["original"]["kept"] is False
+    assert r2 == r and (d / test_entry.filename).exists()
     assert not [p for p in d.iterdir() if p.name.endswith(".tmp")]
+
+    # back to the shipped file: the optimized one goes
+    r3 = pull("test-model", cache_dir=tmp_path, optimize=False, progress=False)
+    assert r3.path == d / test_entry.filename and r3.original_path is None and not r.path.exists()
+    assert read_manifest(d)["optimization"] is None
 
 
 def test_pull_without_optimize(clean_env, tmp_path, slow_gguf, test_entry):
