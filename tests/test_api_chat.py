@@ -163,13 +163,13 @@ def test_logit_bias(cerebras, tokenizer):
 
 def test_penalties_reduce_repetition(http):
     def repeats(**kw) -> int:
-        body = {"model": MODEL_ID, "prompt": "sea sea sea sea sea sea sea sea", "max_tokens": 30, "temperature": 0,
+        body = {"model": MODEL_ID, "prompt": "sea sea sea sea sea sea sea sea", "max_tokens": 40, "temperature": 0,
                 "return_raw_tokens": True, **kw}
         toks = http.post("/v1/completions", json=body).json()["choices"][0]["tokens"]
         return len(toks) - len(set(toks))
 
     plain = repeats()
-    assert plain > 10
+    assert plain >= 5
     assert repeats(frequency_penalty=2.0) < plain
     assert repeats(presence_penalty=2.0) < plain
 

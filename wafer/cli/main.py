@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("name")
     pp.add_argument("--keep-original", action="store_true", help="keep the shipped GGUF next to the converted one")
     pp.add_argument("--no-optimize", action="store_true", help="keep the shipped quantization as is")
+    pp.add_argument("--max-ppl-increase", type=float, default=None,
+                    help="quality bound for the conversion: largest relative perplexity increase (default 0.25)")
     pp.add_argument("--cache-dir", default=None)
 
     pm = sub.add_parser("models", help="list the model catalogue and what is pulled")

@@ -11,7 +11,7 @@ def run_pull(args) -> int:
 
     try:
         m = pull(args.name, cache_dir=args.cache_dir, keep_original=args.keep_original,
-                 optimize=not args.no_optimize, progress=True)
+                 optimize=not args.no_optimize, progress=True, max_ppl_increase=args.max_ppl_increase)
     except (ModelNotFoundError, ValueError, RuntimeError, OSError) as e:
         print(f"wafer pull: {e}", file=sys.stderr)
         return 1

@@ -48,7 +48,7 @@ def run_serve(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         registry = build_registry(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError, RuntimeError) as e:  # unknown model, bad file, failed pull
         print(f"wafer: {e}", file=sys.stderr)
         return 1
     url = f"http://{args.host}:{args.port}"
