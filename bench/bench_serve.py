@@ -12,7 +12,7 @@ Prints a table and writes JSON (bench/results/serve-<model>.json by default).
 from __future__ import annotations
 
 import argparse
-import asyncio
+import socket
 import json
 import os
 import platform
@@ -20,9 +20,9 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,26 +58,56 @@ def start_server(model: str, threads: int, parallel: int, log: Path) -> tuple[su
     raise SystemExit("wafer serve did not become ready")
 
 
-async def stream_once(client: httpx.AsyncClient, model: str, messages, n_tokens: int) -> dict:
+def _sse_events(url: str, body: dict):
+    """POST and yield (arrival time, event JSON bytes) for each SSE event.
+
+    A deliberately lean HTTP/1.1 client (blocking socket, buffered chunked decoding, no per-event
+    JSON parsing): client and server share this machine's 2 cores, so every microsecond the client
+    spends per token is taken from llama.cpp's threads and would be measured as server time.
+    """
+    host, port = url.split("//")[1].split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = sock.makefile("rb")
+    try:
+        data = json.dumps(body).encode()
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % (host.encode(), len(data)) + data)
+        status = f.readline()
+        if b" 200 " not in status:
+            raise RuntimeError(status.decode())
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        pending = b""
+        while True:
+            size = int(f.readline().strip() or b"0", 16)
+            if size == 0:
+                return
+            pending += f.read(size)
+            f.readline()
+            now = time.perf_counter()
+            *events, pending = pending.split(b"\n\n")
+            for ev in events:
+                if ev.startswith(b"data: "):
+                    yield now, ev[6:]
+    finally:
+        f.close()
+        sock.close()
+
+
+def stream_once(url: str, model: str, messages, n_tokens: int, t0: float | None = None) -> dict:
     body = {"model": model, "messages": messages, "temperature": 0, "stream": True,
             "max_completion_tokens": n_tokens, "min_completion_tokens": n_tokens}
-    t0 = time.perf_counter()
+    t0 = t0 or time.perf_counter()
     first = last = None
     usage = None
-    async with client.stream("POST", "/v1/chat/completions", json=body) as r:
-        r.raise_for_status()
-        async for line in r.aiter_lines():
-            if not line.startswith("data: "):
-                continue
-            now = time.perf_counter()
-            chunk = json.loads(line[6:])
-            ch = chunk.get("choices") or []
-            if ch and ch[0].get("delta", {}).get("content"):
-                if first is None:
-                    first = now
-                last = now
-            if chunk.get("usage"):
-                usage = chunk["usage"]
+    for now, ev in _sse_events(url, body):
+        if b'"content"' in ev:
+            if first is None:
+                first = now
+            last = now
+        if b'"usage"' in ev:
+            usage = json.loads(ev)["usage"]
     n = usage["completion_tokens"]
     return {
         "ttft": first - t0,
@@ -88,11 +118,12 @@ async def stream_once(client: httpx.AsyncClient, model: str, messages, n_tokens:
     }
 
 
-async def concurrent(url: str, model: str, messages, n_tokens: int, n: int) -> dict:
-    async with httpx.AsyncClient(base_url=url, timeout=600) as c:
-        t0 = time.perf_counter()
-        res = await asyncio.gather(*(stream_once(c, model, messages, n_tokens) for _ in range(n)))
-        wall = time.perf_counter() - t0
+def concurrent(url: str, model: str, messages, n_tokens: int, n: int) -> dict:
+    """n streams at once, one blocking client thread each."""
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(n) as pool:
+        res = list(pool.map(lambda _: stream_once(url, model, messages, n_tokens, t0), range(n)))
+    wall = time.perf_counter() - t0
     return {
         "streams": n,
         "aggregate_tok_s": sum(r["tokens"] for r in res) / wall,
@@ -132,13 +163,15 @@ def main() -> None:
                      "prompt_tokens": len(prompt_ids), "threads": args.threads, "machine": platform.machine(),
                      "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M")}
     try:
-        asyncio.run(concurrent(url, resolved.id, messages, 8, 1))  # warm-up
+        concurrent(url, resolved.id, messages, 8, 1)  # warm-up
         raw_runs, wafer_runs = [], []
         raw = RawLoop(path, n_ctx=32768, threads=args.threads)
         raw.greedy(prompt_ids, 8, stop_at_eog=False)  # warm-up
         for _ in range(args.repeats):  # interleave so drift on a shared machine hits both alike
             raw_runs.append(raw.greedy(prompt_ids, args.tokens, stop_at_eog=False))
-            wafer_runs.append(asyncio.run(concurrent(url, resolved.id, messages, args.tokens, 1)))
+            time.sleep(0.3)  # let the other side's threads go idle
+            wafer_runs.append(concurrent(url, resolved.id, messages, args.tokens, 1))
+            time.sleep(0.3)
         raw.close()
         raw_tok_s = statistics.median(r["decode_tok_s"] for r in raw_runs)
         raw_ttft = statistics.median(r["ttft"] for r in raw_runs)
@@ -148,7 +181,7 @@ def main() -> None:
             "raw_decode_tok_s": raw_tok_s, "wafer_decode_tok_s": w_tok_s, "decode_ratio": w_tok_s / raw_tok_s,
             "raw_ttft_s": raw_ttft, "wafer_ttft_s": w_ttft, "ttft_ratio": w_ttft / raw_ttft,
         }
-        results["concurrency"] = [asyncio.run(concurrent(url, resolved.id, messages, args.tokens, n)) for n in levels]
+        results["concurrency"] = [concurrent(url, resolved.id, messages, args.tokens, n) for n in levels]
     finally:
         proc.terminate()
         proc.wait(30)

@@ -47,11 +47,18 @@ class EngineStream:
         try:
             while self._open:
                 k, evs = await self.queue.get()
+                if k < 0:  # aborted
+                    return
                 if evs and isinstance(evs[-1], (RequestDone, RequestFailed)):
                     self._open -= 1
                 yield k, evs
         finally:
             self.close()
+
+    def abort(self) -> None:
+        """The client went away: cancel everything and end ``events()``."""
+        self.close()
+        self.queue.put_nowait((-1, []))
 
     def close(self) -> None:
         """Cancel whatever has not finished (a no-op once everything finished)."""

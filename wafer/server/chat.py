@@ -6,7 +6,7 @@ import time
 from typing import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from ..chat.messages import UnsupportedContent, to_template_messages
 from ..chat.template import TemplateError
@@ -15,14 +15,13 @@ from ..protocol import responses as R
 from ..protocol.errors import APIError, bad_request
 from ..protocol.parse import parse_chat_request
 from .bridge import EngineStream
+from .sse import SSEResponse
 from .http import api_version, read_json, until_done_or_disconnect
 from .params import chat_params
 from .registry import ServedModel
 from .submit import find_model, submit, usage_of
 
 router = APIRouter()
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def render_prompt(served: ServedModel, req) -> list[int]:
@@ -66,11 +65,7 @@ async def chat_completions(request: Request) -> Response:
     submit(stream, prompt, params, rid, arrival)
     meta = dict(id=rid, created=int(arrival), model=req.model, system_fingerprint=served.fingerprint)
     if req.stream:
-        return StreamingResponse(
-            _sse(served, stream, meta, params.n, bool(req.logprobs)),
-            media_type="text/event-stream; charset=utf-8",
-            headers=SSE_HEADERS,
-        )
+        return SSEResponse(_sse(served, stream, meta, params.n, bool(req.logprobs)), stream)
     result = await until_done_or_disconnect(request, _collect(served, stream, meta, params.n, bool(req.logprobs)))
     if result is None:  # the client went away; the engine request is cancelled
         return Response(status_code=499)

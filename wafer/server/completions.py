@@ -6,14 +6,14 @@ import time
 from typing import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from ..engine.events import ChoiceDelta, LogprobEntry, RequestDone, RequestFailed, TimeInfo, Usage
 from ..protocol import responses as R
 from ..protocol.errors import APIError, bad_request
 from ..protocol.parse import parse_completion_request
 from .bridge import EngineStream
-from .chat import SSE_HEADERS
+from .sse import SSEResponse
 from .http import read_json, until_done_or_disconnect
 from .params import completion_params
 from .registry import ServedModel
@@ -101,9 +101,7 @@ async def completions(request: Request) -> Response:
     echo = [served.engine.model.detokenize(p, special=True) for p in prompts] if req.echo else [""] * len(prompts)
     meta = dict(id=rid, created=int(arrival), model=req.model, system_fingerprint=served.fingerprint)
     if req.stream:
-        return StreamingResponse(
-            _sse(stream, meta, params.n, echo, req), media_type="text/event-stream; charset=utf-8", headers=SSE_HEADERS
-        )
+        return SSEResponse(_sse(stream, meta, params.n, echo, req), stream)
     result = await until_done_or_disconnect(request, _collect(served, stream, meta, params.n, prompts, echo, req))
     if result is None:
         return Response(status_code=499)
