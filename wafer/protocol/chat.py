@@ -402,7 +402,44 @@ def stop_to_list(stop: str | list[str] | None) -> list[str]:
 # the request
 
 
-class ChatCompletionRequest(WireModel):
+class SamplingAccessors:
+    """Accessors shared by chat and text-completion requests (both have these fields)."""
+
+    stop: "Stop | None"
+    n: int | None
+    stream: bool | None
+    temperature: float | None
+    top_p: float | None
+    logit_bias: dict[str, float] | None
+
+    @property
+    def stop_list(self) -> list[str]:
+        return stop_to_list(self.stop)
+
+    @property
+    def num_choices(self) -> int:
+        """Choices returned (per prompt for text completions): ``n`` or 1."""
+        return 1 if self.n is None else self.n
+
+    @property
+    def is_stream(self) -> bool:
+        return bool(self.stream)
+
+    @property
+    def temperature_or_default(self) -> float:
+        return 1.0 if self.temperature is None else self.temperature
+
+    @property
+    def top_p_or_default(self) -> float:
+        return 1.0 if self.top_p is None else self.top_p
+
+    @property
+    def logit_bias_ids(self) -> dict[int, float]:
+        """``logit_bias`` with integer token ids (keys are checked by the parser)."""
+        return {int(k): v for k, v in (self.logit_bias or {}).items()}
+
+
+class ChatCompletionRequest(SamplingAccessors, WireModel):
     """``POST /v1/chat/completions`` body (spec 2.1). Field order follows the SDK's params."""
 
     model: str
@@ -451,25 +488,10 @@ class ChatCompletionRequest(WireModel):
         v = self.min_completion_tokens if self.min_completion_tokens is not None else self.min_tokens
         return 0 if v is None else v
 
-    @property
-    def stop_list(self) -> list[str]:
-        return stop_to_list(self.stop)
 
-    @property
-    def num_choices(self) -> int:
-        return 1 if self.n is None else self.n
 
-    @property
-    def is_stream(self) -> bool:
-        return bool(self.stream)
 
-    @property
-    def temperature_or_default(self) -> float:
-        return 1.0 if self.temperature is None else self.temperature
 
-    @property
-    def top_p_or_default(self) -> float:
-        return 1.0 if self.top_p is None else self.top_p
 
     @property
     def function_tools(self) -> list[FunctionDefinition]:
@@ -495,7 +517,3 @@ class ChatCompletionRequest(WireModel):
     def num_top_logprobs(self) -> int:
         return (self.top_logprobs or 0) if self.logprobs else 0
 
-    @property
-    def logit_bias_ids(self) -> dict[int, float]:
-        """``logit_bias`` with integer token ids (keys are checked by the parser)."""
-        return {int(k): v for k, v in (self.logit_bias or {}).items()}

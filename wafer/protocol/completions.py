@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import Discriminator, Field, Tag
 
-from .chat import MAX_N, Penalty, Stop, StreamOptions, WireModel, stop_to_list
+from .chat import MAX_N, Penalty, SamplingAccessors, Stop, StreamOptions, WireModel
 
 __all__ = ["CompletionRequest", "Prompt", "MAX_TOKEN_ID"]
 
@@ -53,7 +53,7 @@ Prompt = Annotated[
 ]
 
 
-class CompletionRequest(WireModel):
+class CompletionRequest(SamplingAccessors, WireModel):
     """``POST /v1/completions`` body. Field order follows the SDK's params."""
 
     model: str
@@ -104,36 +104,11 @@ class CompletionRequest(WireModel):
         return 0 if self.min_tokens is None else self.min_tokens
 
     @property
-    def stop_list(self) -> list[str]:
-        return stop_to_list(self.stop)
-
-    @property
-    def num_choices(self) -> int:
-        """Choices returned per prompt (``n``)."""
-        return 1 if self.n is None else self.n
-
-    @property
     def num_candidates(self) -> int:
         """Completions generated per prompt: ``best_of`` if set, else ``n``."""
         return self.best_of if self.best_of else self.num_choices
 
     @property
-    def is_stream(self) -> bool:
-        return bool(self.stream)
-
-    @property
     def num_logprobs(self) -> int | None:
         """``None`` = no logprobs; otherwise the number of alternatives per position (0..20)."""
         return self.logprobs
-
-    @property
-    def temperature_or_default(self) -> float:
-        return 1.0 if self.temperature is None else self.temperature
-
-    @property
-    def top_p_or_default(self) -> float:
-        return 1.0 if self.top_p is None else self.top_p
-
-    @property
-    def logit_bias_ids(self) -> dict[int, float]:
-        return {int(k): v for k, v in (self.logit_bias or {}).items()}

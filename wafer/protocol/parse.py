@@ -227,12 +227,11 @@ def _from_anything(model: type, data: object) -> Any:
     return model.model_validate(data)
 
 
-def parse_chat_request(data: object, *, version: int = 1) -> ChatCompletionRequest:
-    """Validate a decoded JSON body as a chat request. ``version`` is the ``X-Cerebras-Version-Patch``
-    value (1 when the header is absent); 2 turns on the stricter tool-message checks."""
+def _parse(model: type, data: object, check) -> Any:
+    """Validate ``data`` as ``model`` and apply ``check``; only ``APIError`` ever escapes."""
     try:
-        req = _from_anything(ChatCompletionRequest, data)
-        check_chat_request(req, version)
+        req = _from_anything(model, data)
+        check(req)
         return req
     except APIError:
         raise
@@ -242,6 +241,12 @@ def parse_chat_request(data: object, *, version: int = 1) -> ChatCompletionReque
         raise validation_error("body: Input is nested too deeply") from None
     except Exception as e:  # never let anything else escape
         raise validation_error(f"body: Invalid request ({type(e).__name__})") from None
+
+
+def parse_chat_request(data: object, *, version: int = 1) -> ChatCompletionRequest:
+    """Validate a decoded JSON body as a chat request. ``version`` is the ``X-Cerebras-Version-Patch``
+    value (1 when the header is absent); 2 turns on the stricter tool-message checks."""
+    return _parse(ChatCompletionRequest, data, lambda req: check_chat_request(req, version))
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,15 +269,4 @@ def check_completion_request(req: CompletionRequest) -> None:
 
 def parse_completion_request(data: object) -> CompletionRequest:
     """Validate a decoded JSON body as a text-completion request."""
-    try:
-        req = _from_anything(CompletionRequest, data)
-        check_completion_request(req)
-        return req
-    except APIError:
-        raise
-    except ValidationError as e:
-        raise error_from_validation(e) from None
-    except RecursionError:
-        raise validation_error("body: Input is nested too deeply") from None
-    except Exception as e:  # never let anything else escape
-        raise validation_error(f"body: Invalid request ({type(e).__name__})") from None
+    return _parse(CompletionRequest, data, check_completion_request)

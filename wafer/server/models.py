@@ -15,7 +15,7 @@ FORMATS = ("default", "openrouter", "huggingface")
 
 def _check_format(fmt: str | None) -> None:
     if fmt is not None and fmt not in FORMATS:
-        raise bad_request(f"format: Input should be 'default', 'openrouter' or 'huggingface'", "format")
+        raise bad_request("format: Input should be 'default', 'openrouter' or 'huggingface'", "format")
 
 
 @router.get("/v1/models")
