@@ -78,8 +78,8 @@ class Server:
                 st["running_requests"] == 0
                 and st["waiting_requests"] == 0
                 and st["free_slots"] == st["slots"]
-                and st["kv_cells_used"] == 0
-                and st["kv_slots_occupied"] == []
+                and st["kv_cells_running"] == 0
+                and st["kv_slots_occupied"] == st["cache_holder_slots"]  # only the prefix cache holds cells
             )
             if idle or time.time() > deadline:
                 return st

@@ -118,10 +118,10 @@ def test_preemption_under_small_kv(engine):
     from wafer.engine.sampler import SamplingParams
     from wafer.engine.sequence import GenerationParams
 
-    prompt = engine.tokenize("Write a long story about a dragon and a knight.", add_special=False)
+    prompts = [engine.tokenize(f"Write a long story about dragon number {i}.", add_special=False) for i in range(4)]
     runs = [
-        run(engine, prompt, GenerationParams(SamplingParams(temperature=0), max_new_tokens=100, min_new_tokens=100))
-        for _ in range(4)
+        run(engine, prompt, GenerationParams(SamplingParams(temperature=1.0, seed=i), max_new_tokens=100, min_new_tokens=100))
+        for i, prompt in enumerate(prompts)
     ]
     for out, done in runs:
         assert done.wait(120)
@@ -129,7 +129,9 @@ def test_preemption_under_small_kv(engine):
         assert isinstance(final, RequestDone) and final.usage.completion_tokens == 100
     st = engine.stats()
     assert st["preemptions"] > 0
-    assert st["kv_cells_used"] == 0 and st["kv_slots_occupied"] == [] and st["free_slots"] == 4
+    assert st["kv_cells_running"] == 0 and st["kv_slots_occupied"] == st["cache_holder_slots"]
+    assert st["kv_cells_used"] == st["cache"]["cached_cells"] <= 256
+    engine.call(engine.cache.check)
     assert all(len(o["text"]) > 100 for o, _ in runs)
 
 
@@ -145,6 +147,8 @@ def test_chunked_prefill_matches_raw_loop(engine, model_path):
     sys.path.insert(0, str(ROOT))
     from bench.rawloop import RawLoop
 
+    # Start from an empty KV cache: the placement of cells changes llama.cpp's summation order.
+    engine.call(lambda: engine.scheduler._free_ids(engine.cache.clear()))
     prompt = engine.tokenize("The quick brown fox jumps over the lazy dog. " * 8, add_special=False)
     assert len(prompt) > 64
     out, done = run(engine, prompt, GenerationParams(SamplingParams(temperature=0), max_new_tokens=20, min_new_tokens=20))
@@ -178,4 +182,5 @@ def test_cancel_frees_slot(engine):
         st = engine.stats()
         if st["running_requests"] == 0:
             break
-    assert st["running_requests"] == 0 and st["kv_slots_occupied"] == [] and st["free_slots"] == 4
+    assert st["running_requests"] == 0 and st["kv_slots_occupied"] == st["cache_holder_slots"]
+    assert st["free_slots"] == st["slots"]

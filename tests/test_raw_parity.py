@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import sys
 
-from conftest import MODEL_ID, ROOT
+import pytest
+
+from conftest import MODEL_ID, ROOT, Server, serve_args
 
 sys.path.insert(0, str(ROOT))
 from bench.rawloop import RawLoop  # noqa: E402
 
 
-def test_greedy_parity_with_raw_loop(cerebras, model_path, server):
-    raw = RawLoop(model_path, n_ctx=server.stats()["kv_cells"], threads=2)
+@pytest.fixture(scope="module")
+def plain_server(resolved_model, tmp_path_factory):
+    """No prefix cache: every prompt is computed in one piece, as the raw loop does."""
+    s = Server(serve_args(resolved_model) + ["--no-prefix-cache"], tmp_path_factory.mktemp("plain") / "server.log")
+    yield s
+    s.stop()
+
+
+def test_greedy_parity_with_raw_loop(model_path, plain_server):
+    from cerebras.cloud.sdk import Cerebras
+
+    cerebras = Cerebras(api_key="k", base_url=plain_server.url, _strict_response_validation=True)
+    raw = RawLoop(model_path, n_ctx=plain_server.stats()["kv_cells"], threads=2)
     try:
         for prompt in ["The history of the printing press", "def fibonacci(n):", "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"]:
             ids = raw.tokenize(prompt, add_special=True)

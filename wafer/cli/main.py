@@ -21,7 +21,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ctx-size", type=int, default=d.ctx_size,
                    help="context limit per request (default: the model's, at most 8192)")
     p.add_argument("--kv-size", type=int, default=d.kv_cells,
-                   help="KV cache cells shared by all sequences (default: max(ctx-size, 32768))")
+                   help="KV cache cells shared by all sequences and the prefix cache: the memory bound "
+                        "(default: max(ctx-size, 32768))")
     p.add_argument("--parallel", type=int, default=d.parallel, help="concurrent sequences per model")
     p.add_argument("--token-budget", type=int, default=d.token_budget,
                    help="tokens per engine step (decodes + prefill chunks)")
@@ -29,6 +30,13 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="waiting requests per model before 429 queue_exceeded")
     p.add_argument("--threads", type=int, default=d.threads, help="llama.cpp threads (default: all cores)")
     p.add_argument("--no-flash-attn", action="store_true", help="disable flash attention")
+    p.add_argument("--no-prefix-cache", action="store_true", help="disable automatic prompt (prefix) caching")
+    p.add_argument("--cache-ttl-min", type=float, default=d.cache_ttl_min,
+                   help="seconds a cache entry is kept after its last use unless requests need the memory")
+    p.add_argument("--cache-ttl-max", type=float, default=d.cache_ttl_max,
+                   help="seconds after its last use a cache entry is dropped")
+    p.add_argument("--cache-slots", type=int, default=d.cache_slots,
+                   help="sequence ids that may hold cache entries, beyond --parallel (total at most 256)")
     p.add_argument("--chat-template", metavar="FILE", help="Jinja chat template overriding the GGUF's")
     p.add_argument("--cache-dir", help="model cache directory (default: $WAFER_CACHE_DIR or XDG cache)")
     p.add_argument("--no-pull", action="store_true", help="fail instead of pulling a missing catalogue model")

@@ -18,6 +18,10 @@ def engine_config(args):
         max_waiting=args.max_queue,
         threads=args.threads,
         flash_attn=not args.no_flash_attn,
+        prefix_cache=not args.no_prefix_cache,
+        cache_slots=args.cache_slots,
+        cache_ttl_min=args.cache_ttl_min,
+        cache_ttl_max=args.cache_ttl_max,
     )
 
 

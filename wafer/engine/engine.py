@@ -17,6 +17,7 @@ from typing import Any, Callable
 from .events import LogprobEntry, RequestDone, RequestFailed
 from .llama import ContextConfig, LlamaContext, LlamaModel
 from .output import OutputText, to_entry
+from .prefix_cache import PrefixCache
 from .sampler import log_softmax, top_k_indices
 from .scheduler import QueueFull, Scheduler, Work
 from .sequence import GenerationParams, Request, Sequence
@@ -39,10 +40,14 @@ class EngineConfig:
     max_waiting: int = 256  # queued requests beyond which submit() raises QueueFull
     threads: int = 0  # 0: all cores
     flash_attn: bool = True
+    prefix_cache: bool = True
+    cache_slots: int = 48  # sequence ids that may hold cache entries (beyond `parallel`)
+    cache_ttl_min: float = 300.0  # entries unused for less than this are evicted last
+    cache_ttl_max: float = 3600.0  # entries unused for this long are dropped
 
 
 class Engine:
-    def __init__(self, model_path: str, config: EngineConfig | None = None, model_id: str = ""):
+    def __init__(self, model_path: str, config: EngineConfig | None = None, model_id: str = "", clock=None):
         import os
 
         cfg = config or EngineConfig()
@@ -58,14 +63,19 @@ class Engine:
             self.model,
             ContextConfig(
                 n_ctx=kv,
-                n_seq_max=cfg.parallel,
+                n_seq_max=min(cfg.parallel + (cfg.cache_slots if cfg.prefix_cache else 0), 256),
                 n_batch=max(cfg.token_budget, cfg.parallel),
                 n_threads=threads,
                 flash_attn=cfg.flash_attn,
             ),
         )
         self.kv_cells = self.ctx.n_ctx
-        self.scheduler = Scheduler(self.kv_cells, cfg.parallel, cfg.token_budget, cfg.max_waiting)
+        cache_slots = self.ctx.cfg.n_seq_max - cfg.parallel
+        self.cache = PrefixCache(
+            self.ctx.seq_cp, self.ctx.seq_rm, cfg.cache_ttl_min, cfg.cache_ttl_max, cfg.prefix_cache,
+            **({"clock": clock} if clock else {}),
+        )
+        self.scheduler = Scheduler(self.kv_cells, cfg.parallel, cfg.token_budget, cfg.max_waiting, self.cache, cache_slots)
         self.pieces = self.model.pieces
         self.eog = self.model.eog
         self._inbox: list[tuple[str, Any]] = []
@@ -153,17 +163,22 @@ class Engine:
     # -- engine thread -----------------------------------------------------------------------
     def _stats(self) -> dict:
         sch = self.scheduler
-        occupied = [s for s in range(sch.n_slots) if self.ctx.seq_pos_max(s) >= 0]
+        occupied = [s for s in range(sch.n_ids) if self.ctx.seq_pos_max(s) >= 0]
+        holders = sorted(self.cache.holder_slots())
         return {
             "model": self.model_id,
             "running_requests": len(sch.running),
             "waiting_requests": len(sch.waiting),
-            "running_sequences": sum(1 for r in sch.running for s in r.seqs if s.slot is not None),
-            "free_slots": len(sch.free_slots),
-            "slots": sch.n_slots,
+            "running_sequences": sch.running_seqs,
+            "free_slots": len(sch.free_slots) + len(holders),  # cache holders are given up on demand
+            "slots": sch.n_ids,
+            "parallel": sch.parallel,
             "kv_cells": self.kv_cells,
-            "kv_cells_used": sch.used_cells,
+            "kv_cells_used": sch.used_cells,  # prefix cache + running sequences
+            "kv_cells_running": sum(s.num_computed for r in sch.running for s in r.seqs if s.slot is not None),
             "kv_slots_occupied": occupied,  # read back from llama.cpp's KV cache
+            "cache_holder_slots": holders,
+            "cache": self.cache.stats(),
             "preemptions": sch.preemptions,
             "steps": self.steps,
             "tokens_generated": self.tokens_generated,
@@ -187,8 +202,7 @@ class Engine:
                     fut.set_exception(e)
 
     def _drop(self, req: Request) -> None:
-        for slot in self.scheduler.remove(req):
-            self.ctx.seq_rm(slot)
+        self.scheduler.remove(req)
         req.done = True
 
     def _loop(self) -> None:
@@ -215,12 +229,11 @@ class Engine:
     def _fail_all(self, message: str) -> None:
         for req in list(self.scheduler.running):
             self._fail(req, RequestFailed(500, message))
+        self.scheduler._free_ids(self.cache.clear())
         self.ctx.clear()
 
     def _step(self) -> None:
-        work, cleared = self.scheduler.schedule()
-        for slot in cleared:
-            self.ctx.seq_rm(slot)
+        work = self.scheduler.schedule()
         if not work:
             return
         batch = self.ctx.batch
@@ -251,6 +264,7 @@ class Engine:
                 self._prompt_logprobs(req, w, row)
                 row = row + (w.end - w.start - 1)
             s.num_computed = w.end
+            self.cache.insert(s)
             if not w.samples:
                 continue
             logits = self.ctx.logits(row)
@@ -274,11 +288,10 @@ class Engine:
     def _decode_failed(self, status: int, work: list[Work]) -> None:
         if status == 1 and len(self.scheduler.running) > 1:
             # No KV slot: free the newest request and let it recompute later.
-            for slot in self.scheduler._preempt(self.scheduler.running[-1]):
-                self.ctx.seq_rm(slot)
             for w in work:  # cells of the failed batch may be partly written: recompute them
                 if w.seq.slot is not None:
                     self.ctx.seq_rm(w.seq.slot, w.start, -1)
+            self.scheduler._preempt(self.scheduler.running[-1])
             return
         self._fail_all(f"llama_decode failed with status {status}")
 
@@ -289,6 +302,8 @@ class Engine:
                 c.num_computed = parent.num_prompt
                 c.shared = parent.num_prompt
                 c.parent = None
+                c.prepared = True
+                self.cache.active.add(c.slot)
 
     def _prompt_logprobs(self, req: Request, w: Work, first_row: int) -> None:
         s = w.seq
@@ -325,9 +340,7 @@ class Engine:
                 s.finish_reason = "length"
         if s.finished:
             out.finish(s, stopped)
-            slot = self.scheduler.release(s)
-            if slot is not None:
-                self.ctx.seq_rm(slot)
+            self.scheduler.release(s)
         d = out.delta(s, s.finished)
         if d is not None:
             events.setdefault(req, []).append(d)

@@ -2,9 +2,14 @@
 
 Each step, every running sequence that is decoding gets one token; what is left of the budget goes
 to prefill chunks, first of requests already running, then of waiting requests admitted in arrival
-order while sequence slots and KV cells last. When the KV cache cannot hold the next step, the most
-recently admitted request is preempted: its cells are freed and it is recomputed later (its
-generated tokens are kept, so it resumes where it stopped).
+order while sequence slots and KV cells last. Before its first chunk a sequence takes the longest
+cached prefix of its tokens from the prefix cache; if a running request is computing a longer
+common prefix right now, it waits for it instead of computing the same tokens twice.
+
+When the KV cache cannot hold the next step, cache entries are evicted (least recently used, old
+ones first); if that is not enough, the most recently admitted request is preempted: it leaves what
+it computed in the prefix cache and goes back to the head of the queue with its generated tokens
+kept, so it resumes where it stopped, usually without recomputing much.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
+from .prefix_cache import PrefixCache
 from .sequence import Request, Sequence
 
 
@@ -30,13 +38,22 @@ class QueueFull(Exception):
     pass
 
 
+def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    n = min(len(a), len(b))
+    diff = np.flatnonzero(a[:n] != b[:n])
+    return int(diff[0]) if len(diff) else n
+
+
 class Scheduler:
-    def __init__(self, kv_cells: int, n_slots: int, token_budget: int, max_waiting: int):
+    def __init__(self, kv_cells: int, n_slots: int, token_budget: int, max_waiting: int,
+                 cache: PrefixCache, cache_slots: int = 0):
         self.kv_cells = kv_cells
+        self.parallel = n_slots
         self.token_budget = max(token_budget, n_slots)
         self.max_waiting = max_waiting
-        self.free_slots: list[int] = list(range(n_slots - 1, -1, -1))
-        self.n_slots = n_slots
+        self.cache = cache
+        self.n_ids = n_slots + cache_slots
+        self.free_slots: list[int] = list(range(self.n_ids - 1, -1, -1))
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
         self.preemptions = 0
@@ -52,7 +69,12 @@ class Scheduler:
 
     @property
     def used_cells(self) -> int:
-        return sum(r.kv_cells for r in self.running)
+        """KV cells in use: the prefix cache's plus what running sequences hold outside it."""
+        return self.cache.cells + sum(r.kv_cells for r in self.running)
+
+    @property
+    def running_seqs(self) -> int:
+        return sum(1 for r in self.running for s in r.seqs if s.slot is not None)
 
     # -- slots -------------------------------------------------------------------------------
     def _admit(self, req: Request) -> None:
@@ -60,15 +82,17 @@ class Scheduler:
             s.slot = self.free_slots.pop()
         self.running.append(req)
 
-    def release(self, seq: Sequence) -> int | None:
-        """Return a finished sequence's slot to the pool; the caller clears its KV cells."""
-        slot, seq.slot = seq.slot, None
-        if slot is not None:
-            self.free_slots.append(slot)
-        return slot
+    def release(self, seq: Sequence) -> None:
+        """A sequence stops running: its id goes back to the pool unless the cache keeps it."""
+        if seq.slot is None:
+            return
+        if self.cache.release(seq):
+            self.free_slots.append(seq.slot)
+        seq.slot = None
+        seq.node = None
 
-    def remove(self, req: Request) -> list[int]:
-        """Take a request out of the scheduler; returns the slots whose KV cells must be cleared."""
+    def remove(self, req: Request) -> None:
+        """Take a request out of the scheduler (finished, cancelled or failed)."""
         if req in self.running:
             self.running.remove(req)
         else:
@@ -76,69 +100,134 @@ class Scheduler:
                 self.waiting.remove(req)
             except ValueError:
                 pass
-        slots = [s for s in (self.release(q) for q in req.seqs) if s is not None]
-        return slots
-
-    def _preempt(self, req: Request) -> list[int]:
-        slots = self.remove(req)
         for s in req.seqs:
-            s.num_computed = 0
-            s.shared = 0
+            self.release(s)
+
+    def _preempt(self, req: Request) -> None:
+        self.remove(req)
+        for s in req.seqs:
+            s.num_computed = s.shared = s.tree_end = 0
+            s.prepared = False
+            s.wait = None
         self.waiting.appendleft(req)
         self.preemptions += 1
-        return slots
+
+    def _free_ids(self, ids: list[int]) -> None:
+        self.free_slots.extend(ids)
+
+    def _room(self, cells: int) -> int:
+        """Free cells, after evicting cache entries (old first, then young) to reach ``cells``."""
+        free = self.kv_cells - self.used_cells
+        for young in (False, True):
+            if free >= cells:
+                break
+            _, ids = self.cache.evict(cells=cells - free, allow_young=young)
+            self._free_ids(ids)
+            free = self.kv_cells - self.used_cells
+        return free
+
+    def _ids(self, n: int) -> bool:
+        for young in (False, True):
+            if len(self.free_slots) >= n:
+                break
+            _, ids = self.cache.evict(slots=n - len(self.free_slots), allow_young=young)
+            self._free_ids(ids)
+        return len(self.free_slots) >= n
+
+    # -- prefix sharing ----------------------------------------------------------------------
+    def _prepare(self, s: Sequence) -> bool:
+        """Before a sequence's first chunk: share what is cached. False: wait (for a parent's prompt
+        or for a running request that is computing a longer common prefix)."""
+        if s.prepared:
+            return True
+        if s.parent is not None:
+            return False
+        if s.wait is not None:
+            src, upto = s.wait
+            if src.slot is not None and not src.finished and src.num_computed < upto:
+                return False
+            s.wait = None
+        elif self.cache.enabled and not s.req.params.prompt_logprobs:
+            src = self._computing_source(s)
+            if src is not None:
+                s.wait = src
+                return False
+        got = self.cache.acquire(s, share=not s.req.params.prompt_logprobs)
+        s.prepared = True
+        if s.index == 0 and s.req.cached_tokens is None:
+            s.req.cached_tokens = got
+        return True
+
+    def _computing_source(self, s: Sequence) -> tuple[Sequence, int] | None:
+        """A running sequence whose prompt shares more with ``s`` than the cache has yet."""
+        mine = np.asarray(s.tokens[: len(s.tokens) - 1], dtype=np.int64)
+        cached = self.cache.peek(s.tokens)
+        best = None
+        for r in self.running:
+            src = r.seqs[0]
+            if r is s.req or src.slot is None or src.finished:
+                continue
+            n = common_prefix(r.prompt_np, mine)
+            if n > cached and src.num_computed < n and (best is None or n > best[1]):
+                best = (src, n)
+        return best
 
     # -- one step ----------------------------------------------------------------------------
-    def schedule(self) -> tuple[list[Work], list[int]]:
-        """Work for the next step, and the slots whose KV cells must be cleared first."""
-        cleared: list[int] = []
+    def schedule(self) -> list[Work]:
+        """Work for the next step."""
+        self._free_ids(self.cache.expire())
         decoding = self._decoding()
-        # Make room for one token per decoding sequence, preempting the newest requests.
-        while self.used_cells + len(decoding) > self.kv_cells and len(self.running) > 1:
-            cleared += self._preempt(self.running[-1])
+        # Room for one token per decoding sequence: evict cache entries, then preempt the newest.
+        while self._room(len(decoding)) < len(decoding) and len(self.running) > 1:
+            self._preempt(self.running[-1])
             decoding = self._decoding()
-        budget = self.token_budget
-        free_cells = self.kv_cells - self.used_cells
-        work: list[Work] = []
-        for s in decoding:
-            work.append(Work(s, s.num_computed, s.num_computed + 1))
-        budget -= len(decoding)
-        free_cells -= len(decoding)
+        work: list[Work] = [Work(s, s.num_computed, s.num_computed + 1) for s in decoding]
+        busy = {id(s) for s in decoding}
+        budget = self.token_budget - len(work)
+        scheduled = len(work)
+
+        def chunk(s: Sequence) -> bool:
+            """Schedule a prefill chunk of ``s``; False when the KV cache is full."""
+            nonlocal budget, scheduled
+            k = min(len(s.tokens) - s.num_computed, budget)
+            k = min(k, self._room(scheduled + k) - scheduled)
+            if k <= 0:
+                return False
+            work.append(Work(s, s.num_computed, s.num_computed + k))
+            budget -= k
+            scheduled += k
+            return True
+
         for req in self.running:
             for s in req.seqs:
-                if budget <= 0 or free_cells <= 0:
-                    return work, cleared
-                if s.finished or s.parent is not None:
+                if budget <= 0:
+                    return work
+                if s.finished or id(s) in busy or not self._prepare(s):
                     continue
-                left = len(s.tokens) - s.num_computed
-                if left > 1:
-                    k = min(left, budget, free_cells)
-                    work.append(Work(s, s.num_computed, s.num_computed + k))
-                    budget -= k
-                    free_cells -= k
+                if not chunk(s):
+                    return work
         while self.waiting and budget > 0:
             req = self.waiting[0]
             if req.cancelled:
                 self.waiting.popleft()
                 continue
-            need = len(req.seqs[0].tokens) + len(req.seqs)
-            if len(self.free_slots) < len(req.seqs) or need > free_cells:
+            n = len(req.seqs)
+            if self.running_seqs + n > self.parallel or not self._ids(n):
+                break
+            need = len(req.seqs[0].tokens) - self.cache.peek(req.seqs[0].tokens) + n
+            if self._room(scheduled + need) - scheduled < need:
                 break
             self.waiting.popleft()
             self._admit(req)
             for s in req.seqs:
-                if s.parent is not None or budget <= 0:
-                    continue
-                k = min(len(s.tokens) - s.num_computed, budget)
-                work.append(Work(s, s.num_computed, s.num_computed + k))
-                budget -= k
-                free_cells -= k
-        return work, cleared
+                if budget > 0 and self._prepare(s):
+                    chunk(s)
+        return work
 
     def _decoding(self) -> list[Sequence]:
         return [
             s
             for r in self.running
             for s in r.seqs
-            if not s.finished and s.parent is None and len(s.tokens) - s.num_computed == 1
+            if not s.finished and s.prepared and s.parent is None and len(s.tokens) - s.num_computed == 1
         ]

@@ -44,6 +44,10 @@ class Sequence:
         self.shared = 0  # leading KV cells shared with the parent sequence (n > 1)
         self.slot: int | None = None  # llama.cpp sequence id
         self.parent: Sequence | None = None  # waits for the parent's prompt, then forks from it
+        self.prepared = False  # has looked up the prefix cache since its last admission
+        self.wait: tuple[Sequence, int] | None = None  # waits for a running sequence to compute a shared prefix
+        self.node = None  # prefix-cache node its path is locked at
+        self.tree_end = 0  # tokens of its path that are in the prefix cache
         self.detok = IncrementalDetokenizer(model_pieces)
         self.text = ""
         self.emitted = 0
@@ -62,7 +66,8 @@ class Sequence:
 
     @property
     def kv_cells(self) -> int:
-        return self.num_computed - self.shared
+        """Cells of this sequence not counted elsewhere (by the prefix cache or its parent)."""
+        return self.num_computed - max(self.shared, self.tree_end)
 
 
 class Request:
@@ -79,6 +84,7 @@ class Request:
     ):
         self.id = request_id
         self.prompt = prompt
+        self.prompt_np = np.asarray(prompt, dtype=np.int64)
         self.params = params
         self.sink = sink
         self.arrival = arrival if arrival is not None else time.time()
@@ -94,7 +100,7 @@ class Request:
         mn = params.min_new_tokens
         self.min_new = self.max_new if mn is not None and mn < 0 else min(mn or 0, self.max_new)
         self.seqs: list[Sequence] = []
-        self.cached_tokens = 0
+        self.cached_tokens: int | None = None  # prompt tokens taken from the prefix cache
         self.prompt_logprobs: list[LogprobEntry | None] = []
         self.done = False
         self.output: Any = None  # the engine's OutputText for this request
@@ -121,7 +127,7 @@ class Request:
         return Usage(
             prompt_tokens=len(self.prompt),
             completion_tokens=sum(s.num_generated for s in self.seqs),
-            cached_tokens=self.cached_tokens,
+            cached_tokens=self.cached_tokens or 0,
         )
 
     def time_info(self) -> TimeInfo:
