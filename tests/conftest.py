@@ -136,3 +136,11 @@ def tokenizer(model_path):
     m = LlamaModel(model_path)
     yield m
     m.close()
+
+
+@pytest.fixture(scope="session")
+def plain_server(resolved_model, tmp_path_factory):
+    """A server without prefix caching: every prompt is computed in one piece, as the raw loop does."""
+    s = Server(serve_args(resolved_model) + ["--no-prefix-cache"], tmp_path_factory.mktemp("plain") / "server.log")
+    yield s
+    s.stop()

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import sys
 
-import pytest
-
-from conftest import MODEL_ID, ROOT, Server, serve_args
+from conftest import MODEL_ID, ROOT
 
 sys.path.insert(0, str(ROOT))
 from bench.rawloop import RawLoop  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def plain_server(resolved_model, tmp_path_factory):
-    """No prefix cache: every prompt is computed in one piece, as the raw loop does."""
-    s = Server(serve_args(resolved_model) + ["--no-prefix-cache"], tmp_path_factory.mktemp("plain") / "server.log")
-    yield s
-    s.stop()
 
 
 def test_greedy_parity_with_raw_loop(model_path, plain_server):
