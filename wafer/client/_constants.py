@@ -16,6 +16,6 @@ MAX_RETRY_DELAY = 8.0
 MAX_RETRY_AFTER = 60.0
 
 #: timeout of the constructor's GET /v1/tcp_warming, per attempt
-WARMING_TIMEOUT = 1.0
+WARMING_TIMEOUT = 1
 
 RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"

@@ -119,12 +119,16 @@ def _loose(tp: Any, value: object) -> Any:
         return {k: construct(item, v) for k, v in value.items()}
     if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel) and isinstance(value, Mapping):
         fields: dict[str, Any] = {}
+        given: set[str] = set()
         known = set()
         for name, info in tp.model_fields.items():
             key = info.alias or name
             known.add(key)
             if key in value:
                 fields[name] = construct(info.annotation, value[key])
+                given.add(name)
+            elif info.is_required():
+                fields[name] = None  # missing required fields read as None, as in the SDK
         extra = {k: v for k, v in value.items() if k not in known}
-        return tp.model_construct(**fields, **extra)
+        return tp.model_construct(_fields_set=given | set(extra), **fields, **extra)
     return value

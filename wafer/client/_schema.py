@@ -13,7 +13,7 @@ subset. ``to_strict_json_schema`` rewrites what pydantic generates into that sub
   answer is parsed.
 
 What cannot be expressed strictly raises ``StrictSchemaError``: free-form mappings (``dict[str, X]``),
-objects without properties, ``items`` that accept anything, ``anyOf`` with more than 5 branches.
+objects without ``properties``, ``items`` that accept anything, ``anyOf`` with more than 5 branches.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ def to_strict_json_schema(model: Any) -> dict[str, Any]:
     """The strict schema of a pydantic model class (or any type a ``pydantic.TypeAdapter`` takes)."""
     schema = _json_schema(model)
     defs = {**schema.pop("definitions", {}), **schema.pop("$defs", {})}
+    if set(schema) == {"$ref"}:  # a recursive model: pydantic puts the root itself in $defs
+        schema = _resolve(schema["$ref"], defs)
     root = _strict(schema, defs, "#")
     if defs:
         root["$defs"] = {name: _strict(d, defs, f"#/$defs/{name}") for name, d in defs.items()}
@@ -107,7 +109,7 @@ def _strict(node: Any, defs: dict[str, Any], path: str) -> dict[str, Any]:
         if isinstance(extra, dict) or extra is True:
             raise StrictSchemaError(f"{path}: free-form mappings (dict[str, ...]) cannot be strict")
         properties = out.get("properties")
-        if not properties:
+        if properties is None:
             raise StrictSchemaError(f"{path}: an object without properties cannot be strict")
         out["properties"] = {k: _strict(v, defs, f"{path}/properties/{k}") for k, v in properties.items()}
         out["required"] = list(properties)

@@ -66,7 +66,7 @@ class ChatCompletions(APIResource):
     def _send(self, options: Any, stream: Any) -> Any:
         return self._client.request(ChatCompletion, options, stream=bool(stream), stream_cls=self._client._default_stream_cls)
 
-    def parse(self, *, response_format: Any, messages: Iterable[Dict[str, Any]], model: str, **kwargs: Any) -> Any:
+    def parse(self, *, messages: Iterable[Dict[str, Any]], model: str, response_format: Any = omit, **kwargs: Any) -> Any:
         """``create()`` with ``response_format`` given as a type (a pydantic model): sends its strict
         ``json_schema`` and returns a ``ParsedChatCompletion`` whose ``choices[i].message.parsed``
         (and ``.parsed``, the first choice's) is the validated object.
