@@ -9,21 +9,21 @@ import time
 
 import httpx
 import pytest
-
-import wafer.client as wc
 from test_client_loopback import (
+    SSE,
     AsyncSleeps,
     Drop,
     Reply,
     Reset,
     Sleeps,
-    SSE,
     Truncated,
     chunk,
     error_body,
     loopback,  # noqa: F401  (fixture)
     wafer_client,
 )
+
+import wafer.client as wc
 
 MSG = [{"role": "user", "content": "hi"}]
 BACKOFF = [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]  # with jitter 0: min(0.5 * 2**k, 8)

@@ -8,9 +8,9 @@ import time
 
 import pydantic
 import pytest
+from conftest import MODEL_ID
 
 import wafer.client as wc
-from conftest import MODEL_ID
 
 MSG = [{"role": "user", "content": "Write one sentence about the sea."}]
 

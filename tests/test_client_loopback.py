@@ -16,7 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -33,7 +33,7 @@ CHAT = {
 }
 
 
-def chunk(content: Optional[str] = None, *, role: Optional[str] = None, finish: Optional[str] = None, **extra: Any) -> dict:
+def chunk(content: str | None = None, *, role: str | None = None, finish: str | None = None, **extra: Any) -> dict:
     delta = {k: v for k, v in (("role", role), ("content", content)) if v is not None}
     choice: dict = {"delta": delta, "index": 0}
     if finish:
@@ -57,7 +57,7 @@ def error_body(status: int, message: str = "boom", code: str = "x") -> dict:
 class Reply:
     status: int = 200
     json: Any = None
-    body: Optional[bytes] = None
+    body: bytes | None = None
     headers: dict = field(default_factory=dict)
     delay: float = 0.0  # seconds before the status line (a slow read)
 
@@ -120,12 +120,12 @@ class Loopback:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
-    def on(self, path: str, *actions: Any) -> "Loopback":
+    def on(self, path: str, *actions: Any) -> Loopback:
         with self._lock:
             self._queues.setdefault(path, deque()).extend(actions)
         return self
 
-    def default(self, path: str, action: Any) -> "Loopback":
+    def default(self, path: str, action: Any) -> Loopback:
         self._defaults[path] = action
         return self
 
@@ -244,7 +244,7 @@ class AsyncSleeps(list):
         self.append(seconds)
 
 
-def wafer_client(url: str, *, sleeps: Optional[list] = None, jitter: float = 0.0, **kw: Any):
+def wafer_client(url: str, *, sleeps: list | None = None, jitter: float = 0.0, **kw: Any):
     """A wafer.client.Cerebras on ``url`` with an injected sleep and jitter (no warming unless asked)."""
     from wafer.client import Cerebras
 

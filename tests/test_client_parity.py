@@ -10,8 +10,6 @@ import types
 
 import httpx
 import pytest
-
-import wafer.client as wc
 from test_client_loopback import (
     CHAT,
     SSE,
@@ -22,8 +20,10 @@ from test_client_loopback import (
     loopback,  # noqa: F401  (fixture)
 )
 
+import wafer.client as wc
+
 sdk = pytest.importorskip("cerebras.cloud.sdk")
-from cerebras.cloud.sdk import _base_client as sdk_base  # noqa: E402
+from cerebras.cloud.sdk import _base_client as sdk_base
 
 MSG = [{"role": "user", "content": "hi"}]
 TEXT = {

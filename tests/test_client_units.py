@@ -8,13 +8,11 @@ import enum
 import json
 import threading
 import time
-from typing import List, Literal, Optional
+from typing import Literal
 
 import httpx
 import pydantic
 import pytest
-
-import wafer.client as wc
 from test_client_loopback import (
     CHAT,
     SSE,
@@ -25,6 +23,8 @@ from test_client_loopback import (
     loopback,  # noqa: F401  (fixture)
     wafer_client,
 )
+
+import wafer.client as wc
 from wafer.client._retries import parse_retry_after, retry_delay, should_retry
 from wafer.client._streaming import SSEDecoder
 
@@ -83,11 +83,11 @@ class Point(pydantic.BaseModel):
 class Shape(pydantic.BaseModel):
     name: str = pydantic.Field(min_length=1, pattern="^[a-z]+$")
     kind: Literal["polygon"]
-    color: Optional[Color] = None
-    points: List[Point] = pydantic.Field(min_length=1, max_length=9)
+    color: Color | None = None
+    points: list[Point] = pydantic.Field(min_length=1, max_length=9)
     center: Point = pydantic.Field(description="the middle")
     pair: tuple[int, str]
-    parent: Optional["Shape"] = None
+    parent: Shape | None = None
 
 
 def walk(node):
@@ -135,7 +135,7 @@ def test_strict_schema_rejects(tp):
 def test_type_lists_rewritten():
     class Odd(pydantic.BaseModel):
         model_config = pydantic.ConfigDict(json_schema_extra=lambda s: s["properties"].update(v={"type": ["string", "null"]}))
-        v: Optional[str]
+        v: str | None
 
     assert wc.to_strict_json_schema(Odd)["properties"]["v"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
 

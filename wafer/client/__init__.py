@@ -8,8 +8,20 @@ over Python functions), ``.rate_limits`` on responses and an opt-in ``RateLimite
 """
 
 from . import types
-from ._client import AsyncCerebras, AsyncClient, Cerebras, Client, DefaultAsyncHttpxClient, DefaultHttpxClient
-from ._constants import DEFAULT_CONNECTION_LIMITS, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, SDK_COMPAT_VERSION
+from ._client import (
+    AsyncCerebras,
+    AsyncClient,
+    Cerebras,
+    Client,
+    DefaultAsyncHttpxClient,
+    DefaultHttpxClient,
+)
+from ._constants import (
+    DEFAULT_CONNECTION_LIMITS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    SDK_COMPAT_VERSION,
+)
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -33,7 +45,12 @@ from ._exceptions import (
 from ._models import BaseModel
 from ._ratelimit import RateLimiter, RateLimitInfo, RateLimitWaitError, RateLimitWindow
 from ._response import APIResponse, AsyncAPIResponse
-from ._schema import StrictSchemaError, pydantic_function_tool, to_strict_json_schema, type_to_response_format
+from ._schema import (
+    StrictSchemaError,
+    pydantic_function_tool,
+    to_strict_json_schema,
+    type_to_response_format,
+)
 from ._streaming import AsyncStream, Stream
 from ._tools import FunctionTool, ToolRun, function_tool
 from ._types import NOT_GIVEN, NotGiven, Omit, Timeout, not_given, omit
@@ -41,56 +58,56 @@ from ._types import NOT_GIVEN, NotGiven, Omit, Timeout, not_given, omit
 __version__ = "0.1.0"
 
 __all__ = [
-    "types",
-    "__version__",
-    "Cerebras",
-    "AsyncCerebras",
-    "Client",
-    "AsyncClient",
-    "Stream",
-    "AsyncStream",
-    "APIResponse",
-    "AsyncAPIResponse",
-    "BaseModel",
-    "NOT_GIVEN",
-    "NotGiven",
-    "not_given",
-    "Omit",
-    "omit",
-    "Timeout",
-    "DEFAULT_TIMEOUT",
-    "DEFAULT_MAX_RETRIES",
     "DEFAULT_CONNECTION_LIMITS",
-    "DefaultHttpxClient",
-    "DefaultAsyncHttpxClient",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "NOT_GIVEN",
     "SDK_COMPAT_VERSION",
-    "CerebrasError",
+    "APIConnectionError",
     "APIError",
+    "APIResponse",
+    "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
-    "APIConnectionError",
-    "APIResponseValidationError",
-    "BadRequestError",
+    "AsyncAPIResponse",
+    "AsyncCerebras",
+    "AsyncClient",
+    "AsyncStream",
     "AuthenticationError",
-    "PermissionDeniedError",
-    "NotFoundError",
+    "BadRequestError",
+    "BaseModel",
+    "Cerebras",
+    "CerebrasError",
+    "Client",
     "ConflictError",
-    "UnprocessableEntityError",
-    "RateLimitError",
-    "InternalServerError",
-    "StreamAlreadyConsumed",
     "ContentParseError",
+    "DefaultAsyncHttpxClient",
+    "DefaultHttpxClient",
+    "FunctionTool",
+    "InternalServerError",
     "LengthFinishReasonError",
-    "ToolLoopLimitError",
-    "RateLimiter",
+    "NotFoundError",
+    "NotGiven",
+    "Omit",
+    "PermissionDeniedError",
+    "RateLimitError",
     "RateLimitInfo",
-    "RateLimitWindow",
     "RateLimitWaitError",
+    "RateLimitWindow",
+    "RateLimiter",
+    "Stream",
+    "StreamAlreadyConsumed",
     "StrictSchemaError",
+    "Timeout",
+    "ToolLoopLimitError",
+    "ToolRun",
+    "UnprocessableEntityError",
+    "__version__",
+    "function_tool",
+    "not_given",
+    "omit",
+    "pydantic_function_tool",
     "to_strict_json_schema",
     "type_to_response_format",
-    "pydantic_function_tool",
-    "FunctionTool",
-    "function_tool",
-    "ToolRun",
+    "types",
 ]

@@ -13,8 +13,9 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable, Generator, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, Generator, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pydantic
@@ -39,8 +40,20 @@ from ._exceptions import (
 )
 from ._models import construct, validate
 from ._ratelimit import RateLimiter, RateLimitInfo
-from ._request import FinalRequestOptions, json_dumps, merge, platform_headers, stringify_query
-from ._response import APIResponse, AsyncAPIResponse, ResponseView, raw_response_wrapper, streamed_response_wrapper
+from ._request import (
+    FinalRequestOptions,
+    json_dumps,
+    merge,
+    platform_headers,
+    stringify_query,
+)
+from ._response import (
+    APIResponse,
+    AsyncAPIResponse,
+    ResponseView,
+    raw_response_wrapper,
+    streamed_response_wrapper,
+)
 from ._retries import parse_retry_after, retry_delay, should_retry
 from ._streaming import AsyncStream, Stream
 from ._types import NOT_GIVEN, NotGiven, Timeout, is_given
@@ -50,7 +63,7 @@ if TYPE_CHECKING:
     from .resources.completions import Completions
     from .resources.models import Models
 
-__all__ = ["Cerebras", "AsyncCerebras", "Client", "AsyncClient", "DefaultHttpxClient", "DefaultAsyncHttpxClient"]
+__all__ = ["AsyncCerebras", "AsyncClient", "Cerebras", "Client", "DefaultAsyncHttpxClient", "DefaultHttpxClient"]
 
 log = logging.getLogger("wafer.client")
 
@@ -105,7 +118,7 @@ class _OwnedAsyncHttpxClient(DefaultAsyncHttpxClient):
             pass
 
 
-def _custom_headers_from_env(default_headers: Optional[Mapping[str, str]]) -> Optional[Mapping[str, str]]:
+def _custom_headers_from_env(default_headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
     """``CEREBRAS_CUSTOM_HEADERS``: "Name: value" lines, under the explicit ``default_headers``."""
     env = os.environ.get("CEREBRAS_CUSTOM_HEADERS")
     if env is None:
@@ -134,7 +147,7 @@ class _BaseClient:
         *,
         api_key: str | None = None,
         base_url: str | httpx.URL | None = None,
-        timeout: Union[Timeout, NotGiven] = NOT_GIVEN,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, object] | None = None,
@@ -214,7 +227,7 @@ class _BaseClient:
         return dict(self._custom_query)
 
     @property
-    def rate_limiter(self) -> Optional[RateLimiter]:
+    def rate_limiter(self) -> RateLimiter | None:
         return self._rate_limiter
 
     def copy(
@@ -222,15 +235,15 @@ class _BaseClient:
         *,
         api_key: str | None = None,
         base_url: str | httpx.URL | None = None,
-        timeout: Union[Timeout, NotGiven] = NOT_GIVEN,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
         http_client: Any = None,
-        max_retries: Union[int, NotGiven] = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
         default_headers: Mapping[str, str] | None = None,
         set_default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, object] | None = None,
         set_default_query: Mapping[str, object] | None = None,
         warm_tcp_connection: bool = True,
-        rate_limiter: Union[RateLimiter, None, NotGiven] = NOT_GIVEN,
+        rate_limiter: RateLimiter | None | NotGiven = NOT_GIVEN,
         _extra_kwargs: Mapping[str, Any] = {},
     ) -> Any:
         """A new client with the same options, some overridden; it shares the connection pool.
@@ -277,13 +290,13 @@ class _BaseClient:
     # ---- resources ----------------------------------------------------------------------------
 
     @cached_property
-    def completions(self) -> "Completions":
+    def completions(self) -> Completions:
         from .resources.completions import Completions
 
         return Completions(self)
 
     @cached_property
-    def models(self) -> "Models":
+    def models(self) -> Models:
         from .resources.models import Models
 
         return Models(self)
@@ -355,7 +368,7 @@ class _BaseClient:
 
     # ---- the retry loop, without I/O ------------------------------------------------------------
 
-    def _limited_model(self, options: FinalRequestOptions) -> Optional[str]:
+    def _limited_model(self, options: FinalRequestOptions) -> str | None:
         body = options.json_data
         if self._rate_limiter is None or not isinstance(body, Mapping) or not isinstance(body.get("model"), str):
             return None
@@ -491,7 +504,7 @@ class Cerebras(_BaseClient):
         *,
         api_key: str | None = None,
         base_url: str | httpx.URL | None = None,
-        timeout: Union[Timeout, NotGiven] = NOT_GIVEN,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, object] | None = None,
@@ -523,7 +536,7 @@ class Cerebras(_BaseClient):
             log.debug(f"TCP Warming had exception: {e}")
 
     @cached_property
-    def chat(self) -> "Chat":
+    def chat(self) -> Chat:
         from .resources.chat import Chat
 
         return Chat(self)
@@ -562,10 +575,10 @@ class Cerebras(_BaseClient):
         if hasattr(self, "_client"):
             self._client.close()
 
-    def __enter__(self) -> "Cerebras":
+    def __enter__(self) -> Cerebras:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -603,7 +616,7 @@ class AsyncCerebras(_BaseClient):
         *,
         api_key: str | None = None,
         base_url: str | httpx.URL | None = None,
-        timeout: Union[Timeout, NotGiven] = NOT_GIVEN,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, object] | None = None,
@@ -624,7 +637,7 @@ class AsyncCerebras(_BaseClient):
             warm_tcp_connection=warm_tcp_connection,
             rate_limiter=rate_limiter,
         )
-        self._warming: Optional[asyncio.Task] = None
+        self._warming: asyncio.Task | None = None
         if warm_tcp_connection:
             self._start_warming()
 
@@ -657,7 +670,7 @@ class AsyncCerebras(_BaseClient):
             log.debug(f"TCP Warming had exception: {e}")
 
     @cached_property
-    def chat(self) -> "AsyncChat":
+    def chat(self) -> AsyncChat:
         from .resources.chat import AsyncChat
 
         return AsyncChat(self)
@@ -697,10 +710,10 @@ class AsyncCerebras(_BaseClient):
         if hasattr(self, "_client"):
             await self._client.aclose()
 
-    async def __aenter__(self) -> "AsyncCerebras":
+    async def __aenter__(self) -> AsyncCerebras:
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
 

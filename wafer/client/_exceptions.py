@@ -15,29 +15,30 @@ status, and ``.body`` is the inner ``error`` object when there is one.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
 __all__ = [
-    "CerebrasError",
-    "APIError",
-    "APIStatusError",
     "APIConnectionError",
-    "APITimeoutError",
+    "APIError",
     "APIResponseValidationError",
-    "BadRequestError",
+    "APIStatusError",
+    "APITimeoutError",
     "AuthenticationError",
-    "PermissionDeniedError",
-    "NotFoundError",
+    "BadRequestError",
+    "CerebrasError",
     "ConflictError",
-    "UnprocessableEntityError",
-    "RateLimitError",
-    "InternalServerError",
-    "StreamAlreadyConsumed",
     "ContentParseError",
+    "InternalServerError",
     "LengthFinishReasonError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "StreamAlreadyConsumed",
     "ToolLoopLimitError",
+    "UnprocessableEntityError",
     "make_status_error",
     "status_error_from_response",
 ]

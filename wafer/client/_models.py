@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import functools
 import types
-from typing import Any, Literal, Mapping, Optional, Union, get_args, get_origin
+from collections.abc import Mapping
+from typing import Any, Literal, Union, get_args, get_origin
 
 import pydantic
 from pydantic import ConfigDict, PrivateAttr
 
-__all__ = ["BaseModel", "construct", "validate", "is_model_type"]
+__all__ = ["BaseModel", "construct", "is_model_type", "validate"]
 
 
 class BaseModel(pydantic.BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=(), defer_build=True)
 
     # set on top-level response objects: the x-ratelimit-* headers of the HTTP response (RateLimitInfo)
-    _rate_limits: Optional[Any] = PrivateAttr(default=None)
+    _rate_limits: Any | None = PrivateAttr(default=None)
 
     @property
     def rate_limits(self) -> Any:
@@ -79,7 +80,7 @@ def is_model_type(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, pydantic.BaseModel)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adapter(tp: Any) -> pydantic.TypeAdapter:
     return pydantic.TypeAdapter(tp)
 

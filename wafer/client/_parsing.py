@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 import pydantic
 
@@ -13,7 +14,7 @@ from ._schema import PydanticFunctionTool, type_to_response_format
 from .types.chat.chat_completion import ChatCompletionResponse
 from .types.chat.parsed import ParsedChatCompletion
 
-__all__ = ["response_format_param", "parse_chat_completion"]
+__all__ = ["parse_chat_completion", "response_format_param"]
 
 
 def _is_type(response_format: Any) -> bool:
@@ -67,7 +68,7 @@ def _parse_arguments(completion: Any, call: Any, tools: dict[str, Any]) -> Any:
         ) from err
 
 
-def parse_chat_completion(completion: Any, response_format: Any, tools: Optional[Iterable[Any]]) -> Any:
+def parse_chat_completion(completion: Any, response_format: Any, tools: Iterable[Any] | None) -> Any:
     """``ParsedChatCompletion``: each message's ``parsed`` (and tool calls' ``parsed_arguments``) filled.
 
     Anything that is not a chat completion (an error event on HTTP 200) is returned unchanged.

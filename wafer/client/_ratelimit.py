@@ -23,19 +23,19 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
 
 from ._exceptions import CerebrasError
 
-__all__ = ["RateLimitWindow", "RateLimitInfo", "RateLimiter", "RateLimitWaitError", "parse_duration"]
+__all__ = ["RateLimitInfo", "RateLimitWaitError", "RateLimitWindow", "RateLimiter", "parse_duration"]
 
 _HEADER = re.compile(r"^x-ratelimit-(limit|remaining|reset)-(requests|tokens)(?:-([a-z]+))?$")
 _GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _GO_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration(value: str) -> Optional[float]:
+def parse_duration(value: str) -> float | None:
     """Seconds from ``"11.38"`` (float seconds) or a Go duration (``"2m59.56s"``); None if neither."""
     value = value.strip()
     try:
@@ -48,7 +48,7 @@ def parse_duration(value: str) -> Optional[float]:
     return sum(float(n) * _GO_UNIT[u] for n, u in parts)
 
 
-def _number(value: str) -> Optional[float]:
+def _number(value: str) -> float | None:
     try:
         return float(value)
     except ValueError:
@@ -61,9 +61,9 @@ class RateLimitWindow:
 
     kind: str
     period: str
-    limit: Optional[float] = None
-    remaining: Optional[float] = None
-    reset: Optional[float] = None  # seconds until the window resets, when the response was received
+    limit: float | None = None
+    remaining: float | None = None
+    reset: float | None = None  # seconds until the window resets, when the response was received
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class RateLimitInfo:
     observed_at: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def from_headers(cls, headers: Mapping[str, str]) -> Optional["RateLimitInfo"]:
+    def from_headers(cls, headers: Mapping[str, str]) -> RateLimitInfo | None:
         found: dict[tuple, dict] = {}
         for name, value in headers.items():
             m = _HEADER.match(name.lower())
@@ -87,7 +87,7 @@ class RateLimitInfo:
             return None
         return cls({key: RateLimitWindow(key[0], key[1], **vals) for key, vals in found.items()})
 
-    def window(self, kind: str, period: str) -> Optional[RateLimitWindow]:
+    def window(self, kind: str, period: str) -> RateLimitWindow | None:
         return self.windows.get((kind, period))
 
     requests_minute = property(lambda self: self.window("requests", "minute"))
@@ -161,9 +161,9 @@ class RateLimiter:
     def __init__(
         self,
         *,
-        requests_per_minute: Optional[float] = None,
-        tokens_per_minute: Optional[float] = None,
-        max_wait: Optional[float] = 60.0,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        max_wait: float | None = 60.0,
         default_completion_tokens: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -214,7 +214,7 @@ class RateLimiter:
                 window.take(cost[kind], now + wait)
             return wait
 
-    def update(self, model: str, info: Optional[RateLimitInfo], *, status: int, retry_after: Optional[float]) -> None:
+    def update(self, model: str, info: RateLimitInfo | None, *, status: int, retry_after: float | None) -> None:
         """Take in a response: the server's windows replace ours; a 429 blocks the model for a while."""
         with self._lock:
             now = self._clock()

@@ -13,14 +13,15 @@ import functools
 import json
 import platform
 import sys
-from typing import Any, Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 import pydantic
 
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Omit, Query, Timeout, is_given
 
-__all__ = ["FinalRequestOptions", "make_request_options", "platform_headers", "merge", "stringify_query", "json_dumps"]
+__all__ = ["FinalRequestOptions", "json_dumps", "make_request_options", "merge", "platform_headers", "stringify_query"]
 
 
 @dataclasses.dataclass
@@ -29,21 +30,21 @@ class FinalRequestOptions:
     url: str
     params: Query = dataclasses.field(default_factory=dict)
     headers: Headers = dataclasses.field(default_factory=dict)
-    json_data: Optional[Body] = None
-    extra_json: Optional[Mapping[str, object]] = None
-    content: Optional[bytes] = None
-    timeout: "Timeout | NotGiven" = NOT_GIVEN
-    max_retries: "int | NotGiven" = NOT_GIVEN
-    post_parser: "Callable[[Any], Any] | NotGiven" = NOT_GIVEN
+    json_data: Body | None = None
+    extra_json: Mapping[str, object] | None = None
+    content: bytes | None = None
+    timeout: Timeout | NotGiven = NOT_GIVEN
+    max_retries: int | NotGiven = NOT_GIVEN
+    post_parser: Callable[[Any], Any] | NotGiven = NOT_GIVEN
 
     @classmethod
-    def build(cls, method: str, url: str, options: Mapping[str, Any] | None = None, **fields: Any) -> "FinalRequestOptions":
+    def build(cls, method: str, url: str, options: Mapping[str, Any] | None = None, **fields: Any) -> FinalRequestOptions:
         """From a resource's ``make_request_options()`` dict (SDK key names: headers, params, extra_json, ...)."""
         known = {f.name for f in dataclasses.fields(cls)}
         extra = {k: v for k, v in (options or {}).items() if k in known}
         return cls(method=method, url=url, **fields, **extra)
 
-    def body(self) -> Optional[Body]:
+    def body(self) -> Body | None:
         """The JSON body with ``extra_body`` merged over it (``Omit`` values in either drop the key)."""
         if self.extra_json is None:
             return self.json_data
@@ -60,8 +61,8 @@ def make_request_options(
     extra_headers: Headers | None = None,
     extra_query: Query | None = None,
     extra_body: Body | None = None,
-    timeout: "Timeout | NotGiven" = NOT_GIVEN,
-    post_parser: "Callable[[Any], Any] | NotGiven" = NOT_GIVEN,
+    timeout: Timeout | NotGiven = NOT_GIVEN,
+    post_parser: Callable[[Any], Any] | NotGiven = NOT_GIVEN,
 ) -> dict[str, Any]:
     """The per-call options of a resource method, without the keys that were not given."""
     options: dict[str, Any] = {}
@@ -159,7 +160,7 @@ def _arch() -> str:
     return f"other:{machine}" if machine else "unknown"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def platform_headers(version: str) -> dict[str, str]:
     return {
         "X-Stainless-Lang": "python",

@@ -11,21 +11,26 @@ from __future__ import annotations
 import datetime
 import functools
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Generic, Iterator, Optional, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    TypeVar,
+)
 
 import httpx
 
 from ._constants import RAW_RESPONSE_HEADER
 from ._exceptions import APIResponseValidationError, StreamAlreadyConsumed
 from ._models import BaseModel, is_model_type
-from ._streaming import AsyncStream, Stream
 
 if TYPE_CHECKING:
     from ._ratelimit import RateLimitInfo
     from ._request import FinalRequestOptions
 
-__all__ = ["APIResponse", "AsyncAPIResponse", "ResponseContextManager", "AsyncResponseContextManager", "ResponseView"]
+__all__ = ["APIResponse", "AsyncAPIResponse", "AsyncResponseContextManager", "ResponseContextManager", "ResponseView"]
 
 log = logging.getLogger("wafer.client")
 R = TypeVar("R")
@@ -43,7 +48,7 @@ class _BaseAPIResponse(Generic[R]):
         client: Any,
         stream: bool,
         stream_cls: Any,
-        options: "FinalRequestOptions",
+        options: FinalRequestOptions,
         retries_taken: int = 0,
     ) -> None:
         self.http_response = raw
@@ -68,7 +73,7 @@ class _BaseAPIResponse(Generic[R]):
         return self.http_response.elapsed
 
     @property
-    def rate_limits(self) -> Optional["RateLimitInfo"]:
+    def rate_limits(self) -> RateLimitInfo | None:
         from ._ratelimit import RateLimitInfo
 
         return RateLimitInfo.from_headers(self.headers)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import email.utils
 import random as _random
 import time
-from typing import Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
 
 import httpx
 
 from ._constants import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY
 
-__all__ = ["should_retry", "parse_retry_after", "retry_delay"]
+__all__ = ["parse_retry_after", "retry_delay", "should_retry"]
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
@@ -32,7 +32,7 @@ def should_retry(response: httpx.Response) -> bool:
     return response.status_code in RETRYABLE_STATUSES or response.status_code >= 500
 
 
-def parse_retry_after(headers: Optional[Mapping[str, str]], now: Callable[[], float] = time.time) -> Optional[float]:
+def parse_retry_after(headers: Mapping[str, str] | None, now: Callable[[], float] = time.time) -> float | None:
     """Seconds the server asks to wait, or None: ``retry-after-ms`` first, then ``retry-after``."""
     if headers is None:
         return None
@@ -53,7 +53,7 @@ def parse_retry_after(headers: Optional[Mapping[str, str]], now: Callable[[], fl
 
 def retry_delay(
     retries_taken: int,
-    headers: Optional[Mapping[str, str]] = None,
+    headers: Mapping[str, str] | None = None,
     *,
     random: Callable[[], float] = _random.random,
     now: Callable[[], float] = time.time,

@@ -19,17 +19,17 @@ objects without ``properties``, ``items`` that accept anything, ``anyOf`` with m
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any
 
 import pydantic
 
 __all__ = [
+    "PydanticFunctionTool",
     "StrictSchemaError",
+    "pydantic_function_tool",
+    "schema_name",
     "to_strict_json_schema",
     "type_to_response_format",
-    "pydantic_function_tool",
-    "PydanticFunctionTool",
-    "schema_name",
 ]
 
 MAX_ANY_OF = 5
@@ -125,7 +125,7 @@ def _strict(node: Any, defs: dict[str, Any], path: str) -> dict[str, Any]:
     return out
 
 
-def type_to_response_format(model: Any, *, name: Optional[str] = None, description: Optional[str] = None) -> dict[str, Any]:
+def type_to_response_format(model: Any, *, name: str | None = None, description: str | None = None) -> dict[str, Any]:
     """``response_format`` for ``chat.completions.create``: a strict ``json_schema`` of ``model``."""
     json_schema: dict[str, Any] = {"name": schema_name(name or getattr(model, "__name__", "response")), "strict": True}
     if description:

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, AsyncIterator, Generic, Iterator, Mapping, Optional, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    TypeVar,
+)
 
 import httpx
 
@@ -19,7 +25,7 @@ from ._exceptions import make_status_error
 if TYPE_CHECKING:
     from ._ratelimit import RateLimitInfo
 
-__all__ = ["ServerSentEvent", "SSEDecoder", "Stream", "AsyncStream"]
+__all__ = ["AsyncStream", "SSEDecoder", "ServerSentEvent", "Stream"]
 
 _T = TypeVar("_T")
 _EOL = re.compile(rb"\r\n|\r|\n")
@@ -91,8 +97,7 @@ class SSEDecoder:
         if line.startswith(":"):
             return None
         field, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
+        value = value.removeprefix(" ")
         if field == "event":
             self._event = value
         elif field == "data":
@@ -132,7 +137,7 @@ class _StreamBase(Generic[_T]):
         self._decoder = SSEDecoder()
 
     @property
-    def rate_limits(self) -> Optional["RateLimitInfo"]:
+    def rate_limits(self) -> RateLimitInfo | None:
         from ._ratelimit import RateLimitInfo
 
         return RateLimitInfo.from_headers(self.response.headers)
@@ -160,7 +165,7 @@ class Stream(_StreamBase[_T]):
         finally:
             self.response.close()
 
-    def __enter__(self) -> "Stream[_T]":
+    def __enter__(self) -> Stream[_T]:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -194,7 +199,7 @@ class AsyncStream(_StreamBase[_T]):
         finally:
             await self.response.aclose()
 
-    async def __aenter__(self) -> "AsyncStream[_T]":
+    async def __aenter__(self) -> AsyncStream[_T]:
         return self
 
     async def __aexit__(

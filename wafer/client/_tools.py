@@ -17,14 +17,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-from typing import Any, Callable, Generator, Iterable, Optional, Union
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
 
 import pydantic
 
 from ._exceptions import ToolLoopLimitError
 from ._schema import schema_name, to_strict_json_schema
 
-__all__ = ["FunctionTool", "function_tool", "ToolRun", "tool_steps"]
+__all__ = ["FunctionTool", "ToolRun", "function_tool", "tool_steps"]
 
 
 class FunctionTool:
@@ -95,7 +96,7 @@ class ToolRun:
     completions: list[Any]
 
     @property
-    def content(self) -> Optional[str]:
+    def content(self) -> str | None:
         return self.completion.choices[0].message.content
 
 
@@ -119,7 +120,7 @@ def _assistant_turn(message: Any) -> dict[str, Any]:
 
 
 def tool_steps(
-    tools: Iterable[Union[FunctionTool, Callable[..., Any]]],
+    tools: Iterable[FunctionTool | Callable[..., Any]],
     messages: Iterable[dict[str, Any]],
     *,
     max_turns: int,

@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Union
+from collections.abc import Mapping
+from typing import Any, Union
 
 import httpx
 
-__all__ = ["NotGiven", "NOT_GIVEN", "not_given", "Omit", "omit", "Headers", "Query", "Body", "Timeout", "is_given"]
+__all__ = ["NOT_GIVEN", "Body", "Headers", "NotGiven", "Omit", "Query", "Timeout", "is_given", "not_given", "omit"]
 
 
 class NotGiven:
@@ -39,7 +40,7 @@ class Omit:
 omit = Omit()
 
 Timeout = Union[float, httpx.Timeout, None]
-Headers = Mapping[str, Union[str, Omit]]
+Headers = Mapping[str, str | Omit]
 Query = Mapping[str, object]
 Body = object
 

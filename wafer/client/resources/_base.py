@@ -5,11 +5,11 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from .._response import ResponseView, raw_response_wrapper, streamed_response_wrapper
 from .._request import FinalRequestOptions, make_request_options
+from .._response import ResponseView, raw_response_wrapper, streamed_response_wrapper
 from .._types import NOT_GIVEN, Timeout, is_given
 
-__all__ = ["APIResource", "cerebras_headers", "create_options", "Timeout"]
+__all__ = ["APIResource", "Timeout", "cerebras_headers", "create_options"]
 
 
 class APIResource:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterable
 from functools import cached_property, lru_cache, partial
-from typing import Any, Callable, Dict, Iterable, List, Literal, Optional, Union
+from typing import Any, Literal
 
 from .._parsing import parse_chat_completion, response_format_param
 from .._tools import FunctionTool, ToolRun, tool_steps
@@ -12,7 +13,7 @@ from .._types import NOT_GIVEN, Body, Headers, NotGiven, Omit, Query, Timeout, o
 from ..types.chat.chat_completion import ChatCompletion
 from ._base import APIResource, create_options
 
-__all__ = ["Chat", "AsyncChat", "ChatCompletions", "AsyncChatCompletions"]
+__all__ = ["AsyncChat", "AsyncChatCompletions", "Chat", "ChatCompletions"]
 
 
 class ChatCompletions(APIResource):
@@ -21,44 +22,44 @@ class ChatCompletions(APIResource):
     def create(
         self,
         *,
-        messages: Iterable[Dict[str, Any]],
+        messages: Iterable[dict[str, Any]],
         model: str,
-        clear_thinking: Optional[bool] | Omit = omit,
-        disable_reasoning: Optional[bool] | Omit = omit,
-        frequency_penalty: Optional[float] | Omit = omit,
-        logit_bias: Optional[Dict[str, float]] | Omit = omit,
-        logprobs: Optional[bool] | Omit = omit,
-        max_completion_tokens: Optional[int] | Omit = omit,
-        max_tokens: Optional[int] | Omit = omit,
-        min_completion_tokens: Optional[int] | Omit = omit,
-        min_tokens: Optional[int] | Omit = omit,
-        model_parameters: Optional[Dict[str, object]] | Omit = omit,
-        n: Optional[int] | Omit = omit,
-        parallel_tool_calls: Optional[bool] | Omit = omit,
-        prediction: Optional[Dict[str, Any]] | Omit = omit,
-        presence_penalty: Optional[float] | Omit = omit,
-        prompt_cache_key: Optional[str] | Omit = omit,
-        reasoning_effort: Optional[Literal["none", "low", "medium", "high"]] | Omit = omit,
+        clear_thinking: bool | None | Omit = omit,
+        disable_reasoning: bool | None | Omit = omit,
+        frequency_penalty: float | None | Omit = omit,
+        logit_bias: dict[str, float] | None | Omit = omit,
+        logprobs: bool | None | Omit = omit,
+        max_completion_tokens: int | None | Omit = omit,
+        max_tokens: int | None | Omit = omit,
+        min_completion_tokens: int | None | Omit = omit,
+        min_tokens: int | None | Omit = omit,
+        model_parameters: dict[str, object] | None | Omit = omit,
+        n: int | None | Omit = omit,
+        parallel_tool_calls: bool | None | Omit = omit,
+        prediction: dict[str, Any] | None | Omit = omit,
+        presence_penalty: float | None | Omit = omit,
+        prompt_cache_key: str | None | Omit = omit,
+        reasoning_effort: Literal["none", "low", "medium", "high"] | None | Omit = omit,
         reasoning_format: Literal["none", "parsed", "text_parsed", "raw", "hidden"] | Omit = omit,
-        response_format: Optional[Dict[str, Any]] | Omit = omit,
-        seed: Optional[int] | Omit = omit,
-        service_tier: Optional[Literal["auto", "default", "flex", "priority"]] | Omit = omit,
-        stop: Union[str, List[str], None] | Omit = omit,
-        stream: Optional[bool] | Omit = omit,
-        stream_options: Optional[Dict[str, Any]] | Omit = omit,
-        temperature: Optional[float] | Omit = omit,
-        tool_choice: Union[str, Dict[str, Any], None] | Omit = omit,
-        tools: Optional[Iterable[Dict[str, Any]]] | Omit = omit,
-        top_logprobs: Optional[int] | Omit = omit,
-        top_p: Optional[float] | Omit = omit,
-        user: Optional[str] | Omit = omit,
+        response_format: dict[str, Any] | None | Omit = omit,
+        seed: int | None | Omit = omit,
+        service_tier: Literal["auto", "default", "flex", "priority"] | None | Omit = omit,
+        stop: str | list[str] | None | Omit = omit,
+        stream: bool | None | Omit = omit,
+        stream_options: dict[str, Any] | None | Omit = omit,
+        temperature: float | None | Omit = omit,
+        tool_choice: str | dict[str, Any] | None | Omit = omit,
+        tools: Iterable[dict[str, Any]] | None | Omit = omit,
+        top_logprobs: int | None | Omit = omit,
+        top_p: float | None | Omit = omit,
+        user: str | None | Omit = omit,
         cf_ray: str | Omit = omit,
         x_amz_cf_id: str | Omit = omit,
         x_delay_time: float | Omit = omit,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Body | None = None,
-        timeout: Union[Timeout, NotGiven] = NOT_GIVEN,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Any:
         """A ``ChatCompletionResponse``, or a ``Stream`` of ``ChatChunkResponse`` with ``stream=True``."""
         return self._send(create_options("/v1/chat/completions", locals()), stream)
@@ -66,7 +67,7 @@ class ChatCompletions(APIResource):
     def _send(self, options: Any, stream: Any) -> Any:
         return self._client.request(ChatCompletion, options, stream=bool(stream), stream_cls=self._client._default_stream_cls)
 
-    def parse(self, *, messages: Iterable[Dict[str, Any]], model: str, response_format: Any = omit, **kwargs: Any) -> Any:
+    def parse(self, *, messages: Iterable[dict[str, Any]], model: str, response_format: Any = omit, **kwargs: Any) -> Any:
         """``create()`` with ``response_format`` given as a type (a pydantic model): sends its strict
         ``json_schema`` and returns a ``ParsedChatCompletion`` whose ``choices[i].message.parsed``
         (and ``.parsed``, the first choice's) is the validated object.
@@ -86,9 +87,9 @@ class ChatCompletions(APIResource):
     def run_tools(
         self,
         *,
-        messages: Iterable[Dict[str, Any]],
+        messages: Iterable[dict[str, Any]],
         model: str,
-        tools: Iterable[Union[FunctionTool, Callable[..., Any]]],
+        tools: Iterable[FunctionTool | Callable[..., Any]],
         max_turns: int = 10,
         return_tool_errors: bool = False,
         **kwargs: Any,
@@ -124,9 +125,9 @@ class AsyncChatCompletions(ChatCompletions):
     async def run_tools(  # type: ignore[override]
         self,
         *,
-        messages: Iterable[Dict[str, Any]],
+        messages: Iterable[dict[str, Any]],
         model: str,
-        tools: Iterable[Union[FunctionTool, Callable[..., Any]]],
+        tools: Iterable[FunctionTool | Callable[..., Any]],
         max_turns: int = 10,
         return_tool_errors: bool = False,
         **kwargs: Any,

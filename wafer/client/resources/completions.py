@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Literal, Optional, Union
+from collections.abc import Iterable
+from typing import Any, Literal
 
 from .._types import NOT_GIVEN, Body, Headers, NotGiven, Omit, Query, Timeout, omit
 from ..types.completion import Completion
 from ._base import APIResource, create_options
 
-__all__ = ["Completions", "AsyncCompletions"]
+__all__ = ["AsyncCompletions", "Completions"]
 
 
 class Completions(APIResource):
@@ -20,35 +21,35 @@ class Completions(APIResource):
         self,
         *,
         model: str,
-        prompt: Union[str, List[str], Iterable[int], Iterable[Iterable[int]]],
-        best_of: Optional[int] | Omit = omit,
-        echo: Optional[bool] | Omit = omit,
-        frequency_penalty: Optional[float] | Omit = omit,
-        grammar_root: Optional[str] | Omit = omit,
-        logit_bias: Optional[Dict[str, float]] | Omit = omit,
-        logprobs: Optional[int] | Omit = omit,
-        max_tokens: Optional[int] | Omit = omit,
-        min_tokens: Optional[int] | Omit = omit,
-        n: Optional[int] | Omit = omit,
-        presence_penalty: Optional[float] | Omit = omit,
-        prompt_cache_key: Optional[str] | Omit = omit,
-        reasoning_format: Optional[Literal["none", "parsed", "text_parsed", "raw", "hidden"]] | Omit = omit,
-        return_raw_tokens: Optional[bool] | Omit = omit,
-        seed: Optional[int] | Omit = omit,
-        stop: Union[str, List[str], None] | Omit = omit,
-        stream: Optional[bool] | Omit = omit,
-        stream_options: Optional[Dict[str, Any]] | Omit = omit,
-        suffix: Optional[str] | Omit = omit,
-        temperature: Optional[float] | Omit = omit,
-        top_p: Optional[float] | Omit = omit,
-        user: Optional[str] | Omit = omit,
+        prompt: str | list[str] | Iterable[int] | Iterable[Iterable[int]],
+        best_of: int | None | Omit = omit,
+        echo: bool | None | Omit = omit,
+        frequency_penalty: float | None | Omit = omit,
+        grammar_root: str | None | Omit = omit,
+        logit_bias: dict[str, float] | None | Omit = omit,
+        logprobs: int | None | Omit = omit,
+        max_tokens: int | None | Omit = omit,
+        min_tokens: int | None | Omit = omit,
+        n: int | None | Omit = omit,
+        presence_penalty: float | None | Omit = omit,
+        prompt_cache_key: str | None | Omit = omit,
+        reasoning_format: Literal["none", "parsed", "text_parsed", "raw", "hidden"] | None | Omit = omit,
+        return_raw_tokens: bool | None | Omit = omit,
+        seed: int | None | Omit = omit,
+        stop: str | list[str] | None | Omit = omit,
+        stream: bool | None | Omit = omit,
+        stream_options: dict[str, Any] | None | Omit = omit,
+        suffix: str | None | Omit = omit,
+        temperature: float | None | Omit = omit,
+        top_p: float | None | Omit = omit,
+        user: str | None | Omit = omit,
         cf_ray: str | Omit = omit,
         x_amz_cf_id: str | Omit = omit,
         x_delay_time: float | Omit = omit,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Body | None = None,
-        timeout: Union[Timeout, NotGiven] = NOT_GIVEN,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Any:
         """A ``CompletionResponse``, or a ``Stream`` of them with ``stream=True``."""
         options = create_options("/v1/completions", locals())

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 from urllib.parse import quote
 
 from .._request import FinalRequestOptions, make_request_options
-from .._types import NOT_GIVEN, Body, Headers, NotGiven, Omit, Query, Timeout, is_given, omit
+from .._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Omit,
+    Query,
+    Timeout,
+    is_given,
+    omit,
+)
 from ..types.models import ModelListResponse, ModelRetrieveResponse
 from ._base import APIResource, cerebras_headers
 
-__all__ = ["Models", "AsyncModels"]
+__all__ = ["AsyncModels", "Models"]
 
 Format = Literal["default", "openrouter", "huggingface"]
 
@@ -38,7 +48,7 @@ class Models(APIResource):
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Body | None = None,
-        timeout: Union[Timeout, NotGiven] = NOT_GIVEN,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Any:
         """``ModelMetadataList`` (or the ``openrouter`` / ``huggingface`` list for that ``format``)."""
         return self._get("/v1/models", ModelListResponse, format, locals())
@@ -53,7 +63,7 @@ class Models(APIResource):
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Body | None = None,
-        timeout: Union[Timeout, NotGiven] = NOT_GIVEN,
+        timeout: Timeout | NotGiven = NOT_GIVEN,
     ) -> Any:
         if not model_id:
             raise ValueError(f"Expected a non-empty value for `model_id` but received {model_id!r}")

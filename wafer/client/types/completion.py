@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Literal, Optional, Union
-
-from typing_extensions import TypeAlias
+from typing import Literal, TypeAlias
 
 from .._models import BaseModel
-from .shared import ErrorChunkResponse, ErrorChunkResponseError, FinishReason, TimeInfo, Usage
+from .shared import (
+    ErrorChunkResponse,
+    ErrorChunkResponseError,
+    FinishReason,
+    TimeInfo,
+    Usage,
+)
 
 __all__ = [
     "Completion",
@@ -22,32 +26,32 @@ __all__ = [
 
 
 class CompletionResponseChoiceLogprobs(BaseModel):
-    text_offset: Optional[List[int]] = None
-    token_logprobs: Optional[List[float]] = None
-    tokens: Optional[List[str]] = None
-    top_logprobs: Optional[List[Dict[str, float]]] = None
+    text_offset: list[int] | None = None
+    token_logprobs: list[float] | None = None
+    tokens: list[str] | None = None
+    top_logprobs: list[dict[str, float]] | None = None
 
 
 class CompletionResponseChoice(BaseModel):
     index: int
-    finish_reason: Optional[FinishReason] = None
-    logprobs: Optional[CompletionResponseChoiceLogprobs] = None
-    text: Optional[str] = None
-    tokens: Optional[List[int]] = None
+    finish_reason: FinishReason | None = None
+    logprobs: CompletionResponseChoiceLogprobs | None = None
+    text: str | None = None
+    tokens: list[int] | None = None
 
 
 class CompletionResponse(BaseModel):
     id: str
-    choices: List[CompletionResponseChoice]
+    choices: list[CompletionResponseChoice]
     created: int
     model: str
     object: Literal["text_completion"]
     system_fingerprint: str
-    time_info: Optional[TimeInfo] = None
-    usage: Optional[Usage] = None
+    time_info: TimeInfo | None = None
+    usage: Usage | None = None
 
 
-Completion: TypeAlias = Union[CompletionResponse, ErrorChunkResponse]
+Completion: TypeAlias = CompletionResponse | ErrorChunkResponse
 
 CompletionResponseTimeInfo = TimeInfo
 CompletionResponseUsage = Usage

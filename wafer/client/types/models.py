@@ -2,44 +2,42 @@
 
 from __future__ import annotations
 
-from typing import List, Literal, Optional, Union
-
-from typing_extensions import TypeAlias
+from typing import Literal, TypeAlias
 
 from .._models import BaseModel
 
 __all__ = [
-    "ModelMetadata",
-    "ModelMetadataList",
-    "OpenRouterModel",
-    "OpenRouterModelsResponse",
     "HuggingFaceModel",
     "HuggingFaceModelsResponse",
-    "PublicModel",
     "ModelListResponse",
+    "ModelMetadata",
+    "ModelMetadataList",
     "ModelRetrieveResponse",
+    "OpenRouterModel",
+    "OpenRouterModelsResponse",
+    "PublicModel",
 ]
 
 
 class ModelMetadata(BaseModel):
     id: str
-    created: Optional[int] = None
-    object: Optional[Literal["model"]] = None
-    owned_by: Optional[str] = None
+    created: int | None = None
+    object: Literal["model"] | None = None
+    owned_by: str | None = None
 
 
 class ModelMetadataList(BaseModel):
-    data: List[ModelMetadata]
-    object: Optional[Literal["list"]] = None
+    data: list[ModelMetadata]
+    object: Literal["list"] | None = None
 
 
 class OpenRouterModelPricing(BaseModel):
     completion: str
     prompt: str
-    image: Optional[str] = None
-    input_cache_read: Optional[str] = None
-    input_cache_write: Optional[str] = None
-    request: Optional[str] = None
+    image: str | None = None
+    input_cache_read: str | None = None
+    input_cache_write: str | None = None
+    request: str | None = None
 
 
 class OpenRouterModelDatacenter(BaseModel):
@@ -57,19 +55,19 @@ class OpenRouterModel(BaseModel):
     max_output_length: int
     name: str
     pricing: OpenRouterModelPricing
-    datacenters: Optional[List[OpenRouterModelDatacenter]] = None
-    description: Optional[str] = None
-    hugging_face_id: Optional[str] = None
-    input_modalities: Optional[List[str]] = None
-    openrouter: Optional[OpenRouterModelOpenrouter] = None
-    output_modalities: Optional[List[str]] = None
-    quantization: Optional[str] = None
-    supported_features: Optional[List[str]] = None
-    supported_sampling_parameters: Optional[List[str]] = None
+    datacenters: list[OpenRouterModelDatacenter] | None = None
+    description: str | None = None
+    hugging_face_id: str | None = None
+    input_modalities: list[str] | None = None
+    openrouter: OpenRouterModelOpenrouter | None = None
+    output_modalities: list[str] | None = None
+    quantization: str | None = None
+    supported_features: list[str] | None = None
+    supported_sampling_parameters: list[str] | None = None
 
 
 class OpenRouterModelsResponse(BaseModel):
-    data: List[OpenRouterModel]
+    data: list[OpenRouterModel]
 
 
 class HuggingFaceModelPricing(BaseModel):
@@ -78,10 +76,10 @@ class HuggingFaceModelPricing(BaseModel):
 
 
 class HuggingFaceModelCapabilities(BaseModel):
-    function_calling: Optional[bool] = None
-    streaming: Optional[bool] = None
-    structured_outputs: Optional[bool] = None
-    vision: Optional[bool] = None
+    function_calling: bool | None = None
+    streaming: bool | None = None
+    structured_outputs: bool | None = None
+    vision: bool | None = None
 
 
 class HuggingFaceModel(BaseModel):
@@ -90,40 +88,40 @@ class HuggingFaceModel(BaseModel):
     created: int
     owned_by: str
     pricing: HuggingFaceModelPricing
-    capabilities: Optional[HuggingFaceModelCapabilities] = None
-    hugging_face_id: Optional[str] = None
-    object: Optional[Literal["model"]] = None
+    capabilities: HuggingFaceModelCapabilities | None = None
+    hugging_face_id: str | None = None
+    object: Literal["model"] | None = None
 
 
 class HuggingFaceModelsResponse(BaseModel):
-    data: List[HuggingFaceModel]
-    object: Optional[Literal["list"]] = None
+    data: list[HuggingFaceModel]
+    object: Literal["list"] | None = None
 
 
 class PublicModelArchitecture(BaseModel):
     modality: Literal["text", "text+vision", "multimodal"]
     tokenizer: str
-    instruct_type: Optional[str] = None
+    instruct_type: str | None = None
 
 
 class PublicModelCapabilities(BaseModel):
-    function_calling: Optional[bool] = None
-    json_mode: Optional[bool] = None
-    parallel_tool_calls: Optional[bool] = None
-    reasoning: Optional[bool] = None
-    response_format: Optional[bool] = None
-    streaming: Optional[bool] = None
-    structured_outputs: Optional[bool] = None
-    tool_choice: Optional[bool] = None
-    tools: Optional[bool] = None
-    vision: Optional[bool] = None
+    function_calling: bool | None = None
+    json_mode: bool | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning: bool | None = None
+    response_format: bool | None = None
+    streaming: bool | None = None
+    structured_outputs: bool | None = None
+    tool_choice: bool | None = None
+    tools: bool | None = None
+    vision: bool | None = None
 
 
 class PublicModelLimits(BaseModel):
     max_completion_tokens: int
     max_context_length: int
-    requests_per_minute: Optional[int] = None
-    tokens_per_minute: Optional[int] = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
 
 
 class PublicModelPricing(BaseModel):
@@ -132,17 +130,17 @@ class PublicModelPricing(BaseModel):
 
 
 class PublicModelSupportedParameters(BaseModel):
-    frequency_penalty: Optional[bool] = None
-    logit_bias: Optional[bool] = None
-    logprobs: Optional[bool] = None
-    max_completion_tokens: Optional[bool] = None
-    presence_penalty: Optional[bool] = None
-    repetition_penalty: Optional[bool] = None
-    seed: Optional[bool] = None
-    stop: Optional[bool] = None
-    temperature: Optional[bool] = None
-    top_logprobs: Optional[bool] = None
-    top_p: Optional[bool] = None
+    frequency_penalty: bool | None = None
+    logit_bias: bool | None = None
+    logprobs: bool | None = None
+    max_completion_tokens: bool | None = None
+    presence_penalty: bool | None = None
+    repetition_penalty: bool | None = None
+    seed: bool | None = None
+    stop: bool | None = None
+    temperature: bool | None = None
+    top_logprobs: bool | None = None
+    top_p: bool | None = None
 
 
 class PublicModel(BaseModel):
@@ -156,13 +154,13 @@ class PublicModel(BaseModel):
     owned_by: str
     pricing: PublicModelPricing
     supported_parameters: PublicModelSupportedParameters
-    datacenter_locations: Optional[List[str]] = None
-    deprecated: Optional[bool] = None
-    hugging_face_id: Optional[str] = None
-    object: Optional[Literal["model"]] = None
-    preview: Optional[bool] = None
-    quantization: Optional[str] = None
+    datacenter_locations: list[str] | None = None
+    deprecated: bool | None = None
+    hugging_face_id: str | None = None
+    object: Literal["model"] | None = None
+    preview: bool | None = None
+    quantization: str | None = None
 
 
-ModelListResponse: TypeAlias = Union[ModelMetadataList, OpenRouterModelsResponse, HuggingFaceModelsResponse]
-ModelRetrieveResponse: TypeAlias = Union[ModelMetadata, OpenRouterModel, HuggingFaceModel, PublicModel]
+ModelListResponse: TypeAlias = ModelMetadataList | OpenRouterModelsResponse | HuggingFaceModelsResponse
+ModelRetrieveResponse: TypeAlias = ModelMetadata | OpenRouterModel | HuggingFaceModel | PublicModel

@@ -2,61 +2,61 @@
 
 from __future__ import annotations
 
-from typing import List, Literal, Optional
+from typing import Literal
 
 from .._models import BaseModel
 
 __all__ = [
-    "FinishReason",
-    "PromptTokensDetails",
     "CompletionTokensDetails",
-    "Usage",
-    "TimeInfo",
-    "ErrorChunkResponseError",
     "ErrorChunkResponse",
-    "TopLogProb",
-    "LogProbsContent",
+    "ErrorChunkResponseError",
+    "FinishReason",
     "LogProbs",
+    "LogProbsContent",
+    "PromptTokensDetails",
+    "TimeInfo",
+    "TopLogProb",
+    "Usage",
 ]
 
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
 
 
 class PromptTokensDetails(BaseModel):
-    cached_tokens: Optional[int] = None
+    cached_tokens: int | None = None
 
 
 class CompletionTokensDetails(BaseModel):
-    accepted_prediction_tokens: Optional[int] = None
-    reasoning_tokens: Optional[int] = None
-    rejected_prediction_tokens: Optional[int] = None
+    accepted_prediction_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    rejected_prediction_tokens: int | None = None
 
 
 class Usage(BaseModel):
-    completion_tokens: Optional[int] = None
-    completion_tokens_details: Optional[CompletionTokensDetails] = None
-    image_tokens: Optional[int] = None
-    prompt_tokens: Optional[int] = None
-    prompt_tokens_details: Optional[PromptTokensDetails] = None
-    total_tokens: Optional[int] = None
+    completion_tokens: int | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
+    image_tokens: int | None = None
+    prompt_tokens: int | None = None
+    prompt_tokens_details: PromptTokensDetails | None = None
+    total_tokens: int | None = None
 
 
 class TimeInfo(BaseModel):
     """Seconds spent in each phase; ``created`` is a float Unix time."""
 
-    completion_time: Optional[float] = None
-    created: Optional[float] = None
-    prompt_time: Optional[float] = None
-    queue_time: Optional[float] = None
-    total_time: Optional[float] = None
+    completion_time: float | None = None
+    created: float | None = None
+    prompt_time: float | None = None
+    queue_time: float | None = None
+    total_time: float | None = None
 
 
 class ErrorChunkResponseError(BaseModel):
-    id: Optional[str] = None
-    code: Optional[str] = None
-    message: Optional[str] = None
-    param: Optional[str] = None
-    type: Optional[str] = None
+    id: str | None = None
+    code: str | None = None
+    message: str | None = None
+    param: str | None = None
+    type: str | None = None
 
 
 class ErrorChunkResponse(BaseModel):
@@ -69,18 +69,18 @@ class ErrorChunkResponse(BaseModel):
 class TopLogProb(BaseModel):
     token: str
     logprob: float
-    bytes: Optional[List[int]] = None
+    bytes: list[int] | None = None
 
 
 class LogProbsContent(BaseModel):
     token: str
     logprob: float
-    top_logprobs: List[TopLogProb]
-    bytes: Optional[List[int]] = None
+    top_logprobs: list[TopLogProb]
+    bytes: list[int] | None = None
 
 
 class LogProbs(BaseModel):
     """``logprobs`` and ``reasoning_logprobs`` of a chat choice."""
 
-    content: Optional[List[LogProbsContent]] = None
-    refusal: Optional[List[LogProbsContent]] = None
+    content: list[LogProbsContent] | None = None
+    refusal: list[LogProbsContent] | None = None

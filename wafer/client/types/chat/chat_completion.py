@@ -6,9 +6,7 @@ a full response, a chunk, or an error event, told apart by validation (``object`
 
 from __future__ import annotations
 
-from typing import List, Literal, Optional, Union
-
-from typing_extensions import TypeAlias
+from typing import Literal, TypeAlias
 
 from ..._models import BaseModel
 from ..shared import (
@@ -23,21 +21,21 @@ from ..shared import (
 )
 
 __all__ = [
-    "ChatCompletion",
-    "CompletionCreateResponse",
-    "ChatCompletionResponse",
-    "ChatCompletionResponseChoice",
-    "ChatCompletionResponseChoiceMessage",
-    "ChatCompletionResponseChoiceMessageToolCall",
-    "ChatCompletionResponseChoiceMessageToolCallFunction",
-    "ChatCompletionResponseChoiceLogprobs",
-    "ChatCompletionResponseTimeInfo",
-    "ChatCompletionResponseUsage",
     "ChatChunkResponse",
     "ChatChunkResponseChoice",
     "ChatChunkResponseChoiceDelta",
     "ChatChunkResponseChoiceDeltaToolCall",
     "ChatChunkResponseChoiceDeltaToolCallFunction",
+    "ChatCompletion",
+    "ChatCompletionResponse",
+    "ChatCompletionResponseChoice",
+    "ChatCompletionResponseChoiceLogprobs",
+    "ChatCompletionResponseChoiceMessage",
+    "ChatCompletionResponseChoiceMessageToolCall",
+    "ChatCompletionResponseChoiceMessageToolCallFunction",
+    "ChatCompletionResponseTimeInfo",
+    "ChatCompletionResponseUsage",
+    "CompletionCreateResponse",
     "ErrorChunkResponse",
     "ErrorChunkResponseError",
     "LogProbs",
@@ -49,60 +47,60 @@ Role = Literal["assistant", "user", "system", "tool"]
 
 
 class ToolCallFunction(BaseModel):
-    arguments: Optional[str] = None
-    name: Optional[str] = None
+    arguments: str | None = None
+    name: str | None = None
 
 
 class ToolCall(BaseModel):
     function: ToolCallFunction
     type: Literal["function"]
-    id: Optional[str] = None
-    index: Optional[int] = None
+    id: str | None = None
+    index: int | None = None
 
 
 class ChatCompletionResponseChoiceMessage(BaseModel):
     role: Role
-    content: Optional[str] = None
-    reasoning: Optional[str] = None
-    tool_calls: Optional[List[ToolCall]] = None
+    content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatCompletionResponseChoice(BaseModel):
     index: int
     message: ChatCompletionResponseChoiceMessage
-    finish_reason: Optional[FinishReason] = None
-    logprobs: Optional[LogProbs] = None
-    reasoning_logprobs: Optional[LogProbs] = None
+    finish_reason: FinishReason | None = None
+    logprobs: LogProbs | None = None
+    reasoning_logprobs: LogProbs | None = None
 
 
 class ChatCompletionResponse(BaseModel):
     id: str
-    choices: List[ChatCompletionResponseChoice]
+    choices: list[ChatCompletionResponseChoice]
     created: int
     model: str
     object: Literal["chat.completion"]
     system_fingerprint: str
-    service_tier: Optional[str] = None
-    time_info: Optional[TimeInfo] = None
-    usage: Optional[Usage] = None
+    service_tier: str | None = None
+    time_info: TimeInfo | None = None
+    usage: Usage | None = None
 
 
 class ChatChunkResponseChoiceDelta(BaseModel):
-    content: Optional[str] = None
-    reasoning: Optional[str] = None
-    role: Optional[Role] = None
-    tokens: Optional[List[int]] = None
-    tool_calls: Optional[List[ToolCall]] = None
+    content: str | None = None
+    reasoning: str | None = None
+    role: Role | None = None
+    tokens: list[int] | None = None
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatChunkResponseChoice(BaseModel):
     index: int
-    delta: Optional[ChatChunkResponseChoiceDelta] = None
-    finish_reason: Optional[FinishReason] = None
-    logprobs: Optional[LogProbs] = None
-    reasoning_logprobs: Optional[LogProbs] = None
-    text: Optional[str] = None
-    tokens: Optional[List[int]] = None
+    delta: ChatChunkResponseChoiceDelta | None = None
+    finish_reason: FinishReason | None = None
+    logprobs: LogProbs | None = None
+    reasoning_logprobs: LogProbs | None = None
+    text: str | None = None
+    tokens: list[int] | None = None
 
 
 class ChatChunkResponse(BaseModel):
@@ -111,13 +109,13 @@ class ChatChunkResponse(BaseModel):
     model: str
     object: Literal["chat.completion.chunk"]
     system_fingerprint: str
-    choices: Optional[List[ChatChunkResponseChoice]] = None
-    service_tier: Optional[str] = None
-    time_info: Optional[TimeInfo] = None
-    usage: Optional[Usage] = None
+    choices: list[ChatChunkResponseChoice] | None = None
+    service_tier: str | None = None
+    time_info: TimeInfo | None = None
+    usage: Usage | None = None
 
 
-ChatCompletion: TypeAlias = Union[ChatCompletionResponse, ChatChunkResponse, ErrorChunkResponse]
+ChatCompletion: TypeAlias = ChatCompletionResponse | ChatChunkResponse | ErrorChunkResponse
 CompletionCreateResponse: TypeAlias = ChatCompletion
 
 # the SDK's longer names for the shared pieces

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, List, Optional, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .chat_completion import (
     ChatCompletionResponse,
@@ -18,13 +18,13 @@ ContentT = TypeVar("ContentT")
 
 class ParsedToolCall(ToolCall):
     #: the arguments validated against the tool's pydantic model (None for tools given as plain dicts)
-    parsed_arguments: Optional[Any] = None
+    parsed_arguments: Any | None = None
 
 
 class ParsedMessage(ChatCompletionResponseChoiceMessage, Generic[ContentT]):
-    tool_calls: Optional[List[ParsedToolCall]] = None
+    tool_calls: list[ParsedToolCall] | None = None
     #: the content validated against the requested model (None when there is no content)
-    parsed: Optional[ContentT] = None
+    parsed: ContentT | None = None
 
 
 class ParsedChoice(ChatCompletionResponseChoice, Generic[ContentT]):
@@ -32,9 +32,9 @@ class ParsedChoice(ChatCompletionResponseChoice, Generic[ContentT]):
 
 
 class ParsedChatCompletion(ChatCompletionResponse, Generic[ContentT]):
-    choices: List[ParsedChoice[ContentT]]
+    choices: list[ParsedChoice[ContentT]]
 
     @property
-    def parsed(self) -> Optional[ContentT]:
+    def parsed(self) -> ContentT | None:
         """The first choice's parsed content."""
         return self.choices[0].message.parsed if self.choices else None
