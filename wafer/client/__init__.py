@@ -42,6 +42,7 @@ from ._exceptions import (
     ToolLoopLimitError,
     UnprocessableEntityError,
 )
+from ._logs import setup_logging
 from ._models import BaseModel
 from ._ratelimit import RateLimiter, RateLimitInfo, RateLimitWaitError, RateLimitWindow
 from ._response import APIResponse, AsyncAPIResponse
@@ -56,6 +57,8 @@ from ._tools import FunctionTool, ToolRun, function_tool
 from ._types import NOT_GIVEN, NotGiven, Omit, Timeout, not_given, omit
 
 __version__ = "0.1.0"
+
+setup_logging()
 
 __all__ = [
     "DEFAULT_CONNECTION_LIMITS",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import logging
 import os
 import random
 import threading
@@ -38,6 +37,7 @@ from ._exceptions import (
     make_status_error,
     status_error_from_response,
 )
+from ._logs import logger
 from ._models import construct, validate
 from ._ratelimit import RateLimiter, RateLimitInfo
 from ._request import (
@@ -50,9 +50,7 @@ from ._request import (
 from ._response import (
     APIResponse,
     AsyncAPIResponse,
-    ResponseView,
-    raw_response_wrapper,
-    streamed_response_wrapper,
+    ResponseViews,
 )
 from ._retries import parse_retry_after, retry_delay, should_retry
 from ._streaming import AsyncStream, Stream
@@ -65,7 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncCerebras", "AsyncClient", "Cerebras", "Client", "DefaultAsyncHttpxClient", "DefaultHttpxClient"]
 
-log = logging.getLogger("wafer.client")
+log = logger
 
 _HTTP2 = importlib.util.find_spec("h2") is not None
 _HTTPX_DEFAULT_TIMEOUT = httpx.Timeout(5.0)
@@ -131,7 +129,9 @@ def _custom_headers_from_env(default_headers: Mapping[str, str] | None) -> Mappi
     return {**parsed, **(default_headers if isinstance(default_headers, Mapping) else {})}
 
 
-class _BaseClient:
+class _BaseClient(ResponseViews):
+    """What both clients share; ``with_raw_response`` / ``with_streaming_response`` come from ``ResponseViews``."""
+
     _is_async: bool = False
     _default_stream_cls: type = Stream
     _response_cls: type = APIResponse
@@ -186,7 +186,9 @@ class _BaseClient:
         self._strict_response_validation = _strict_response_validation
         self._rate_limiter = rate_limiter
         self._client = http_client or self._owned_http_client_cls(base_url=base_url, timeout=timeout)
-        self._warm_tcp_connection = warm_tcp_connection
+        self._warming: asyncio.Task | None = None
+        if warm_tcp_connection:
+            self._start_warming()
 
     # ---- configuration ------------------------------------------------------------------------
 
@@ -301,17 +303,6 @@ class _BaseClient:
 
         return Models(self)
 
-    @cached_property
-    def with_raw_response(self) -> Any:
-        """``client.with_raw_response.chat.completions.create(...)`` returns an ``APIResponse``."""
-        return ResponseView(self, raw_response_wrapper)
-
-    @cached_property
-    def with_streaming_response(self) -> Any:
-        """``with client.with_streaming_response.chat.completions.create(...) as response:``"""
-        return ResponseView(self, streamed_response_wrapper)
-
-    _api_methods: tuple = ()
 
     # ---- building requests --------------------------------------------------------------------
 
@@ -394,8 +385,9 @@ class _BaseClient:
                     if isinstance(outcome, httpx.TimeoutException):
                         raise APITimeoutError(request=request) from outcome
                     raise APIConnectionError(request=request) from outcome
-                log.debug("Retrying after %r", outcome)
-                yield ("sleep", retry_delay(retries_taken, None, random=self._random))
+                delay = retry_delay(retries_taken, None, random=self._random)
+                log.info("Retrying request to %s in %f seconds after %r", options.url, delay, outcome)
+                yield ("sleep", delay)
                 retries_taken += 1
                 continue
             response: httpx.Response = outcome
@@ -411,7 +403,9 @@ class _BaseClient:
                 return response, retries_taken
             if retries_taken < max_retries and should_retry(response):
                 yield ("close", response)
-                yield ("sleep", retry_delay(retries_taken, response.headers, random=self._random))
+                delay = retry_delay(retries_taken, response.headers, random=self._random)
+                log.info("Retrying request to %s in %f seconds after status %i", options.url, delay, response.status_code)
+                yield ("sleep", delay)
                 retries_taken += 1
                 continue
             if not response.is_closed:
@@ -499,34 +493,8 @@ class Cerebras(_BaseClient):
 
     _sleep: Callable[[float], Any] = staticmethod(time.sleep)
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | httpx.URL | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        default_headers: Mapping[str, str] | None = None,
-        default_query: Mapping[str, object] | None = None,
-        http_client: httpx.Client | None = None,
-        _strict_response_validation: bool = False,
-        warm_tcp_connection: bool = True,
-        rate_limiter: RateLimiter | None = None,
-    ) -> None:
-        super().__init__(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            default_headers=default_headers,
-            default_query=default_query,
-            http_client=http_client,
-            _strict_response_validation=_strict_response_validation,
-            warm_tcp_connection=warm_tcp_connection,
-            rate_limiter=rate_limiter,
-        )
-        if warm_tcp_connection:
-            self._warm()
+    def _start_warming(self) -> None:
+        self._warm()
 
     def _warm(self) -> None:
         """``GET /v1/tcp_warming`` with a 1 s timeout per attempt, through the retry loop; errors are swallowed."""
@@ -610,36 +578,6 @@ class AsyncCerebras(_BaseClient):
         import anyio
 
         await anyio.sleep(seconds)
-
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | httpx.URL | None = None,
-        timeout: Timeout | NotGiven = NOT_GIVEN,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        default_headers: Mapping[str, str] | None = None,
-        default_query: Mapping[str, object] | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        _strict_response_validation: bool = False,
-        warm_tcp_connection: bool = True,
-        rate_limiter: RateLimiter | None = None,
-    ) -> None:
-        super().__init__(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            default_headers=default_headers,
-            default_query=default_query,
-            http_client=http_client,
-            _strict_response_validation=_strict_response_validation,
-            warm_tcp_connection=warm_tcp_connection,
-            rate_limiter=rate_limiter,
-        )
-        self._warming: asyncio.Task | None = None
-        if warm_tcp_connection:
-            self._start_warming()
 
     def _async_header(self) -> str:
         return f"async:{_async_library()}"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime
 import functools
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import cached_property
 from types import TracebackType
 from typing import (
     TYPE_CHECKING,
@@ -24,6 +24,7 @@ import httpx
 
 from ._constants import RAW_RESPONSE_HEADER
 from ._exceptions import APIResponseValidationError, StreamAlreadyConsumed
+from ._logs import logger
 from ._models import BaseModel, is_model_type
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["APIResponse", "AsyncAPIResponse", "AsyncResponseContextManager", "ResponseContextManager", "ResponseView"]
 
-log = logging.getLogger("wafer.client")
+log = logger
 R = TypeVar("R")
 
 
@@ -283,3 +284,22 @@ class ResponseView:
         if hasattr(attr, "_api_methods"):
             return ResponseView(attr, self._wrap)
         raise AttributeError(f"{type(self._target).__name__}.{name} has no raw-response form")
+
+
+class ResponseViews:
+    """``with_raw_response`` and ``with_streaming_response`` of a client or a resource."""
+
+    #: the methods the views wrap (resources list theirs; a client has none of its own)
+    _api_methods: tuple = ()
+
+    @cached_property
+    def with_raw_response(self) -> Any:
+        """The same methods, returning the ``APIResponse`` (headers, status, ``.parse()``):
+        ``client.with_raw_response.chat.completions.create(...)``."""
+        return ResponseView(self, raw_response_wrapper)
+
+    @cached_property
+    def with_streaming_response(self) -> Any:
+        """The same methods as context managers whose body is read only when asked for:
+        ``with client.chat.completions.with_streaming_response.create(...) as response:``."""
+        return ResponseView(self, streamed_response_wrapper)

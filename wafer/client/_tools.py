@@ -161,3 +161,41 @@ def tool_steps(
                     content = _result_text(result)
             conversation.append({"role": "tool", "tool_call_id": call.id, "content": content})
     raise ToolLoopLimitError(f"the model still called tools after {max_turns} turns", messages=conversation)
+
+
+def run_tool_steps(steps: Generator[tuple, Any, ToolRun], create: Callable[..., Any]) -> ToolRun:
+    """Carry out the loop's steps, blocking."""
+    outcome: Any = None
+    try:
+        while True:
+            op, arg = steps.send(outcome)
+            if op == "create":
+                outcome = create(**arg)
+                continue
+            fn, kwargs = arg
+            try:
+                outcome = fn(**kwargs)
+            except Exception as err:
+                outcome = err
+    except StopIteration as done:
+        return done.value
+
+
+async def arun_tool_steps(steps: Generator[tuple, Any, ToolRun], create: Callable[..., Any]) -> ToolRun:
+    """Carry out the loop's steps, awaiting the model and any coroutine a tool returns."""
+    outcome: Any = None
+    try:
+        while True:
+            op, arg = steps.send(outcome)
+            if op == "create":
+                outcome = await create(**arg)
+                continue
+            fn, kwargs = arg
+            try:
+                outcome = fn(**kwargs)
+                if inspect.isawaitable(outcome):
+                    outcome = await outcome
+            except Exception as err:
+                outcome = err
+    except StopIteration as done:
+        return done.value

@@ -1,33 +1,20 @@
-"""What every resource shares: its client, and the raw/streaming-response views of its methods."""
+"""What every resource shares: its client, the raw/streaming-response views of its methods, and how a
+``create()`` call becomes request options."""
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 from .._request import FinalRequestOptions, make_request_options
-from .._response import ResponseView, raw_response_wrapper, streamed_response_wrapper
-from .._types import NOT_GIVEN, Timeout, is_given
+from .._response import ResponseViews
+from .._types import NOT_GIVEN, is_given
 
-__all__ = ["APIResource", "Timeout", "cerebras_headers", "create_options"]
+__all__ = ["APIResource", "cerebras_headers", "create_options"]
 
 
-class APIResource:
-    #: the methods that ``with_raw_response`` / ``with_streaming_response`` wrap
-    _api_methods: tuple = ()
-
+class APIResource(ResponseViews):
     def __init__(self, client: Any) -> None:
         self._client = client
-
-    @cached_property
-    def with_raw_response(self) -> Any:
-        """The same methods, returning the ``APIResponse`` (headers, status, ``.parse()``)."""
-        return ResponseView(self, raw_response_wrapper)
-
-    @cached_property
-    def with_streaming_response(self) -> Any:
-        """The same methods as context managers whose response body is read only when asked for."""
-        return ResponseView(self, streamed_response_wrapper)
 
 
 def cerebras_headers(cf_ray: Any, x_amz_cf_id: Any, x_delay_time: Any = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from functools import cached_property, lru_cache, partial
 from typing import Any, Literal
 
 from .._parsing import parse_chat_completion, response_format_param
-from .._tools import FunctionTool, ToolRun, tool_steps
+from .._tools import FunctionTool, ToolRun, arun_tool_steps, run_tool_steps, tool_steps
 from .._types import NOT_GIVEN, Body, Headers, NotGiven, Omit, Query, Timeout, omit
 from ..types.chat.chat_completion import ChatCompletion
 from ._base import APIResource, create_options
@@ -97,64 +97,18 @@ class ChatCompletions(APIResource):
         """Ask the model, call the Python functions it asks for (arguments validated), repeat until it
         answers; returns a ``ToolRun`` (``.completion``, ``.content``, ``.messages``). See ``_tools``."""
         steps = tool_steps(
-            tools,
-            messages,
-            max_turns=max_turns,
-            return_tool_errors=return_tool_errors,
-            create_kwargs={**kwargs, "model": model},
+            tools, messages, max_turns=max_turns, return_tool_errors=return_tool_errors, create_kwargs={**kwargs, "model": model}
         )
-        outcome: Any = None
-        try:
-            while True:
-                op, arg = steps.send(outcome)
-                if op == "create":
-                    outcome = self.create(**arg)
-                else:
-                    fn, fn_kwargs = arg
-                    try:
-                        outcome = fn(**fn_kwargs)
-                    except Exception as err:
-                        outcome = err
-        except StopIteration as done:
-            return done.value
+        return self._run_tool_steps(steps, self.create)
+
+    _run_tool_steps = staticmethod(run_tool_steps)
 
 
 class AsyncChatCompletions(ChatCompletions):
-    """``create`` and ``parse`` are shared (they return awaitables here); ``run_tools`` awaits."""
+    """The same methods, returning awaitables: ``create`` and ``parse`` go through the async client;
+    ``run_tools`` awaits each step (``async def`` tools included)."""
 
-    async def run_tools(  # type: ignore[override]
-        self,
-        *,
-        messages: Iterable[dict[str, Any]],
-        model: str,
-        tools: Iterable[FunctionTool | Callable[..., Any]],
-        max_turns: int = 10,
-        return_tool_errors: bool = False,
-        **kwargs: Any,
-    ) -> ToolRun:
-        steps = tool_steps(
-            tools,
-            messages,
-            max_turns=max_turns,
-            return_tool_errors=return_tool_errors,
-            create_kwargs={**kwargs, "model": model},
-        )
-        outcome: Any = None
-        try:
-            while True:
-                op, arg = steps.send(outcome)
-                if op == "create":
-                    outcome = await self.create(**arg)
-                else:
-                    fn, fn_kwargs = arg
-                    try:
-                        outcome = fn(**fn_kwargs)
-                        if inspect.isawaitable(outcome):
-                            outcome = await outcome
-                    except Exception as err:
-                        outcome = err
-        except StopIteration as done:
-            return done.value
+    _run_tool_steps = staticmethod(arun_tool_steps)
 
 
 @lru_cache(maxsize=1)
