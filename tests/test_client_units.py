@@ -374,7 +374,8 @@ def test_limiter_in_client(loopback):
     client = wafer_client(loopback.url, sleeps=sleeps, rate_limiter=wc.RateLimiter(clock=clock))
     create(client)
     assert sleeps == []
-    create(client)  # the window is spent: waits 2.5 s first; then a 429 with retry-after 1
+    create(client)  # the window is spent: waits 2.5 s first; then a 429 with retry-after 1, and the
+    # limiter's own pause after that 429 (1 s more: the injected clock does not move)
     assert sleeps == [pytest.approx(2.5), 1.0, pytest.approx(1.0)]
     assert client.with_options(warm_tcp_connection=False).rate_limiter is client.rate_limiter
 

@@ -551,11 +551,17 @@ class Cerebras(_BaseClient):
 
 
 def _async_library() -> str:
+    """``asyncio`` / ``trio`` for the ``X-Stainless-Async`` header (sniffio when installed)."""
     try:
         import sniffio
 
         return sniffio.current_async_library()
     except Exception:
+        pass
+    try:
+        asyncio.get_running_loop()
+        return "asyncio"
+    except RuntimeError:
         return "false"
 
 
