@@ -91,7 +91,7 @@ def test_stop_matcher():
 def engine(model_path):
     from wafer.engine.engine import Engine, EngineConfig
 
-    e = Engine(model_path, EngineConfig(ctx_size=128, kv_cells=256, parallel=4, token_budget=64), "t")
+    e = Engine(model_path, EngineConfig(ctx_size=128, kv_cells=256, parallel=4, token_budget=64, prefill_budget=64), "t")
     yield e
     e.shutdown()
 

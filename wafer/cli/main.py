@@ -25,7 +25,9 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                         "(default: max(ctx-size, 32768))")
     p.add_argument("--parallel", type=int, default=d.parallel, help="concurrent sequences per model")
     p.add_argument("--token-budget", type=int, default=d.token_budget,
-                   help="tokens per engine step (decodes + prefill chunks)")
+                   help="tokens per engine step (decodes + prefill chunks) while sequences decode")
+    p.add_argument("--prefill-budget", type=int, default=d.prefill_budget,
+                   help="tokens per engine step when no sequence is decoding")
     p.add_argument("--max-queue", type=int, default=d.max_waiting,
                    help="waiting requests per model before 429 queue_exceeded")
     p.add_argument("--threads", type=int, default=d.threads, help="llama.cpp threads (default: all cores)")

@@ -15,6 +15,7 @@ def engine_config(args):
         kv_cells=args.kv_size,
         parallel=args.parallel,
         token_budget=args.token_budget,
+        prefill_budget=args.prefill_budget,
         max_waiting=args.max_queue,
         threads=args.threads,
         flash_attn=not args.no_flash_attn,

@@ -36,7 +36,8 @@ class EngineConfig:
     ctx_size: int = 0  # per-request context limit; 0: the model's trained context, capped at 8192
     kv_cells: int = 0  # total KV cells shared by all sequences; 0: max(ctx_size, 32768)
     parallel: int = 16  # sequence slots (concurrent sequences; n > 1 uses n of them)
-    token_budget: int = 256  # tokens per step (decodes + prefill chunks)
+    token_budget: int = 256  # tokens per step (decodes + prefill chunks) while sequences decode
+    prefill_budget: int = 1024  # tokens per step when no sequence is decoding (nobody waits on a step)
     max_waiting: int = 256  # queued requests beyond which submit() raises QueueFull
     threads: int = 0  # 0: all cores
     flash_attn: bool = True
@@ -64,7 +65,7 @@ class Engine:
             ContextConfig(
                 n_ctx=kv,
                 n_seq_max=min(cfg.parallel + (cfg.cache_slots if cfg.prefix_cache else 0), 256),
-                n_batch=max(cfg.token_budget, cfg.parallel),
+                n_batch=max(cfg.token_budget, cfg.prefill_budget, cfg.parallel),
                 n_threads=threads,
                 flash_attn=cfg.flash_attn,
             ),
@@ -75,7 +76,8 @@ class Engine:
             self.ctx.seq_cp, self.ctx.seq_rm, cfg.cache_ttl_min, cfg.cache_ttl_max, cfg.prefix_cache,
             **({"clock": clock} if clock else {}),
         )
-        self.scheduler = Scheduler(self.kv_cells, cfg.parallel, cfg.token_budget, cfg.max_waiting, self.cache, cache_slots)
+        self.scheduler = Scheduler(self.kv_cells, cfg.parallel, cfg.token_budget, cfg.max_waiting, self.cache,
+                                   cache_slots, prefill_budget=cfg.prefill_budget)
         self.pieces = self.model.pieces
         self.eog = self.model.eog
         self._inbox: list[tuple[str, Any]] = []

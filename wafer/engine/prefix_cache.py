@@ -68,6 +68,7 @@ class PrefixCache:
         self.evictions = 0
         self.evicted_cells = 0
         self.relinked_cells = 0
+        self._next_expiry = 0.0
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _hold(self, node: Node, slot: int) -> None:
@@ -276,8 +277,11 @@ class PrefixCache:
         return got_cells, got_slots
 
     def expire(self) -> list[int]:
-        """Drop leaves unused for ttl_max. Returns the sequence ids freed."""
+        """Drop leaves unused for ttl_max (checked at most once a second). Returns the ids freed."""
         now = self.clock()
+        if now < self._next_expiry or not self.holds:
+            return []
+        self._next_expiry = now + 1.0
         freed: list[int] = []
         for leaf in self._evictable():
             if now - leaf.last_access < self.ttl_max:

@@ -46,10 +46,11 @@ def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
 
 class Scheduler:
     def __init__(self, kv_cells: int, n_slots: int, token_budget: int, max_waiting: int,
-                 cache: PrefixCache, cache_slots: int = 0):
+                 cache: PrefixCache, cache_slots: int = 0, prefill_budget: int = 0):
         self.kv_cells = kv_cells
         self.parallel = n_slots
         self.token_budget = max(token_budget, n_slots)
+        self.prefill_budget = max(prefill_budget, self.token_budget)
         self.max_waiting = max_waiting
         self.cache = cache
         self.n_ids = n_slots + cache_slots
@@ -183,7 +184,8 @@ class Scheduler:
             decoding = self._decoding()
         work: list[Work] = [Work(s, s.num_computed, s.num_computed + 1) for s in decoding]
         busy = {id(s) for s in decoding}
-        budget = self.token_budget - len(work)
+        # A big prefill chunk stalls every decoding stream for its duration; with none, use more.
+        budget = (self.token_budget if decoding else self.prefill_budget) - len(work)
         scheduled = len(work)
 
         def chunk(s: Sequence) -> bool:
