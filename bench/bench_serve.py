@@ -40,12 +40,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, threads: int, parallel: int, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, threads: int, parallel: int, log: Path, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
     port = free_port()
     f = open(log, "w")
     p = subprocess.Popen(
         [sys.executable, "-m", "wafer", "serve", "--model", model, "--port", str(port), "--threads", str(threads),
-         "--parallel", str(parallel), "--log-level", "warning"],
+         "--parallel", str(parallel), "--log-level", "warning", *extra],
         stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
     )
     deadline = time.time() + 300
@@ -141,6 +141,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--concurrency", default="1,4,16")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--prefix-cache", action="store_true",
+                    help="keep wafer's prompt cache on (off by default: every run repeats the same prompt, which "
+                         "the cache would serve instead of prefilling, unlike the raw loop)")
     args = ap.parse_args()
 
     from wafer.chat.template import template_for_model
@@ -158,10 +161,12 @@ def main() -> None:
     log = ROOT / "bench" / "results" / f"server-{resolved.id}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     levels = [int(x) for x in args.concurrency.split(",")]
-    proc, url = start_server(args.model, args.threads, max(levels), log)
+    proc, url = start_server(args.model, args.threads, max(levels), log,
+                             [] if args.prefix_cache else ["--no-prefix-cache"])
     results: dict = {"model": resolved.id, "file": Path(path).name, "quant": resolved.quant, "tokens": args.tokens,
                      "prompt_tokens": len(prompt_ids), "threads": args.threads, "machine": platform.machine(),
-                     "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M")}
+                     "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),
+                     "prefix_cache": args.prefix_cache}
     try:
         concurrent(url, resolved.id, messages, 8, 1)  # warm-up
         raw_runs, wafer_runs = [], []
