@@ -24,6 +24,15 @@ import time
 from typing import Callable
 
 
+def _run(node_tokens: list[int], tokens: list[int], pos: int, limit: int) -> int:
+    """How many of a node's tokens match ``tokens[pos:limit]`` (the first is known to match)."""
+    n = min(len(node_tokens), limit - pos)
+    k = 1
+    while k < n and node_tokens[k] == tokens[pos + k]:
+        k += 1
+    return k
+
+
 class Node:
     __slots__ = ("parent", "children", "tokens", "start", "holder", "lockers", "last_access")
 
@@ -103,12 +112,8 @@ class PrefixCache:
             child = node.children.get(tokens[pos])
             if child is None:
                 break
-            ct = child.tokens
-            n = min(len(ct), limit - pos)
-            k = 1
-            while k < n and ct[k] == tokens[pos + k]:
-                k += 1
-            if k < len(ct):
+            k = _run(child.tokens, tokens, pos, limit)
+            if k < len(child.tokens):
                 child = self._split(child, k)
             if on_node is not None:
                 on_node(child, pos, pos + k)
@@ -138,13 +143,9 @@ class PrefixCache:
             child = node.children.get(tokens[pos])
             if child is None:
                 break
-            ct = child.tokens
-            n = min(len(ct), limit - pos)
-            k = 1
-            while k < n and ct[k] == tokens[pos + k]:
-                k += 1
+            k = _run(child.tokens, tokens, pos, limit)
             pos += k
-            if k < len(ct):
+            if k < len(child.tokens):
                 break
             node = child
         return pos
