@@ -6,6 +6,7 @@ read), and run by a blocking driver in ``Cerebras`` and an awaiting one in ``Asy
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import importlib.util
 import os
@@ -129,7 +130,7 @@ def _custom_headers_from_env(default_headers: Mapping[str, str] | None) -> Mappi
     return {**parsed, **(default_headers if isinstance(default_headers, Mapping) else {})}
 
 
-class _BaseClient(ResponseViews):
+class _BaseClient(ResponseViews, abc.ABC):
     """What both clients share; ``with_raw_response`` / ``with_streaming_response`` come from ``ResponseViews``."""
 
     _is_async: bool = False
@@ -446,8 +447,9 @@ class _BaseClient(ResponseViews):
 
     # ---- low-level calls (for endpoints without a resource) -------------------------------------
 
+    @abc.abstractmethod
     def request(self, cast_to: Any, options: FinalRequestOptions, *, stream: bool = False, stream_cls: Any = None) -> Any:
-        raise NotImplementedError
+        """Send with retries (``Cerebras``: returns the result; ``AsyncCerebras``: a coroutine)."""
 
     def get(self, path: str, *, cast_to: Any, options: Mapping[str, Any] = {}, stream: bool = False, stream_cls: Any = None) -> Any:
         return self.request(cast_to, FinalRequestOptions.build("get", path, options), stream=stream, stream_cls=stream_cls)
