@@ -144,3 +144,13 @@ def plain_server(resolved_model, tmp_path_factory):
     s = Server(serve_args(resolved_model) + ["--no-prefix-cache"], tmp_path_factory.mktemp("plain") / "server.log")
     yield s
     s.stop()
+
+
+@pytest.fixture
+def loopback():
+    """A scripted HTTP server on 127.0.0.1 for the client's fault tests (tests/test_client_loopback.py)."""
+    from test_client_loopback import Loopback
+
+    server = Loopback()
+    yield server
+    server.close()

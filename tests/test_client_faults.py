@@ -19,7 +19,6 @@ from test_client_loopback import (
     Truncated,
     chunk,
     error_body,
-    loopback,  # noqa: F401  (fixture)
     wafer_client,
 )
 

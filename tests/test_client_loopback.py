@@ -225,13 +225,6 @@ def _handler(server: Loopback) -> type:
     return Handler
 
 
-@pytest.fixture
-def loopback():
-    server = Loopback()
-    yield server
-    server.close()
-
-
 class Sleeps(list):
     """An injected sleep: records each delay, returns at once."""
 

@@ -17,7 +17,6 @@ from test_client_loopback import (
     Reply,
     chunk,
     error_body,
-    loopback,  # noqa: F401  (fixture)
 )
 
 import wafer.client as wc

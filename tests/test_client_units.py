@@ -20,7 +20,6 @@ from test_client_loopback import (
     Sleeps,
     chunk,
     error_body,
-    loopback,  # noqa: F401  (fixture)
     wafer_client,
 )
 

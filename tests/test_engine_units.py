@@ -148,7 +148,7 @@ def test_chunked_prefill_matches_raw_loop(engine, model_path):
     from bench.rawloop import RawLoop
 
     # Start from an empty KV cache: the placement of cells changes llama.cpp's summation order.
-    engine.call(lambda: engine.scheduler._free_ids(engine.cache.clear()))
+    engine.call(engine.scheduler.drop_cache)
     prompt = engine.tokenize("The quick brown fox jumps over the lazy dog. " * 8, add_special=False)
     assert len(prompt) > 64
     out, done = run(engine, prompt, GenerationParams(SamplingParams(temperature=0), max_new_tokens=20, min_new_tokens=20))

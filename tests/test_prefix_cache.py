@@ -69,7 +69,7 @@ def engine(model_path, clock):
 def fresh_cache(request):
     if "engine" in request.fixturenames:
         e = request.getfixturevalue("engine")
-        e.call(lambda: e.scheduler._free_ids(e.cache.clear()))
+        e.call(e.scheduler.drop_cache)
     yield
     if "engine" in request.fixturenames:
         e.call(e.cache.check)

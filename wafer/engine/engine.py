@@ -231,7 +231,7 @@ class Engine:
     def _fail_all(self, message: str) -> None:
         for req in list(self.scheduler.running):
             self._fail(req, RequestFailed(500, message))
-        self.scheduler._free_ids(self.cache.clear())
+        self.scheduler.drop_cache()
         self.ctx.clear()
 
     def _step(self) -> None:
@@ -272,7 +272,6 @@ class Engine:
             logits = self.ctx.logits(row)
             if s.num_generated == 0 and req.prefill_done is None:
                 req.prefill_done = time.time()
-                req.first_token = req.prefill_done
             if s.num_generated == 0 and s.index == 0:
                 self._fork_children(req, s)
                 for c in req.seqs[1:]:

@@ -116,6 +116,10 @@ class Scheduler:
     def _free_ids(self, ids: list[int]) -> None:
         self.free_slots.extend(ids)
 
+    def drop_cache(self) -> None:
+        """Forget every prefix-cache entry no running request uses; their ids return to the pool."""
+        self._free_ids(self.cache.clear())
+
     def _room(self, cells: int) -> int:
         """Free cells, after evicting cache entries (old first, then young) to reach ``cells``."""
         free = self.kv_cells - self.used_cells

@@ -89,7 +89,6 @@ class Request:
         self.sink = sink
         self.arrival = arrival if arrival is not None else time.time()
         self.admitted: float | None = None
-        self.first_token: float | None = None
         self.prefill_done: float | None = None
         self.finished_at: float | None = None
         self.cancelled = False
