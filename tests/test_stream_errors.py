@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from wafer.engine.events import ChoiceDelta, RequestFailed
-from wafer.server.chat import _sse
+from wafer.server.chat import ChoiceOutput, _sse
 
 
 class FakeStream:
@@ -28,7 +28,7 @@ def sse_bytes() -> bytes:
     stream = FakeStream([[ChoiceDelta(0, "Hel")], [RequestFailed(503, "The server is shutting down.", "server_shutting_down")]])
 
     async def collect():
-        return b"".join([c async for c in _sse(None, stream, meta, 1, False)])
+        return b"".join([c async for c in _sse(None, stream, meta, [ChoiceOutput(False)], False)])
 
     return asyncio.run(collect())
 

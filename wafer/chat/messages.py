@@ -67,3 +67,12 @@ def to_template_messages(messages: list[dict]) -> list[dict]:
             d["tool_call_id"] = m.get("tool_call_id")
         out.append(d)
     return out
+
+
+def add_system_text(messages: list[dict], text: str) -> list[dict]:
+    """``text`` appended to the leading system message, or a new system message at the start."""
+    if messages and messages[0]["role"] in ("system", "developer"):
+        first = messages[0]
+        joined = f"{first['content']}\n\n{text}" if first["content"] else text
+        return [{**first, "content": joined}, *messages[1:]]
+    return [{"role": "system", "content": text}, *messages]

@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .grammar import Grammars
 from .events import LogprobEntry, RequestDone, RequestFailed
 from .llama import ContextConfig, LlamaContext, LlamaModel
 from .output import OutputText, to_entry
@@ -79,6 +80,7 @@ class Engine:
         self.scheduler = Scheduler(self.kv_cells, cfg.parallel, cfg.token_budget, cfg.max_waiting, self.cache,
                                    cache_slots, prefill_budget=cfg.prefill_budget)
         self.pieces = self.model.pieces
+        self.grammars = Grammars(self.model)
         self.eog = self.model.eog
         self._inbox: list[tuple[str, Any]] = []
         self._lock = threading.Lock()
@@ -129,7 +131,7 @@ class Engine:
             raise ContextOverflow("The prompt is empty: at least one token is needed.")
         self.check_fits(len(prompt), params)
         req = Request(prompt, params, sink, self.ctx_size, request_id, arrival)
-        req.build(self.pieces, self.model.eog_ids)
+        req.build(self.pieces, self.model.eog_ids, self.grammars)
         req.output = OutputText(params.stop)
         with self._lock:
             if len(self.scheduler.waiting) + sum(1 for k, _ in self._inbox if k == "add") >= self.config.max_waiting:
@@ -185,6 +187,7 @@ class Engine:
             "steps": self.steps,
             "tokens_generated": self.tokens_generated,
             "ctx_size": self.ctx_size,
+            "grammar": self.grammars.stats(),
         }
 
     def _drain_inbox(self) -> None:
@@ -323,7 +326,21 @@ class Engine:
     def _sample(self, s: Sequence, logits, events: dict) -> None:
         req = s.req
         block_eog = req.params.ignore_eos or s.num_generated < req.min_new
-        tok, lp = s.sampler.sample(logits, block_eog)
+        g = s.grammar
+        allowed = None
+        if g is not None:
+            allowed = g.allowed()
+            if not allowed.any():  # cannot happen with a sound grammar; never sample from nothing
+                log.warning("grammar allows no token (%s); sampling unconstrained", g.error or "no error")
+                allowed = None
+            elif block_eog and not allowed[~self.eog].any():  # the grammar is complete: it ends here
+                block_eog = False
+        tok, lp = s.sampler.sample(logits, block_eog, allowed)
+        if g is not None and not self.eog[tok]:
+            vetted = g.vet(tok, req.max_new - s.num_generated)
+            if vetted != tok:
+                tok, lp = vetted, s.sampler.override(logits, tok, vetted)
+            g.consume(tok)
         s.tokens.append(tok)
         self.tokens_generated += 1
         out: OutputText = req.output
@@ -335,7 +352,7 @@ class Engine:
             if lp is not None:
                 s.cum_logprob += lp.logprob
             stopped = out.append(s, tok, entry)
-            if stopped:
+            if stopped or (g is not None and g.done):
                 s.finish_reason = "stop"
             elif s.num_generated >= req.max_new:
                 s.finish_reason = "length"

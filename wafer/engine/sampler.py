@@ -84,19 +84,36 @@ class SequenceSampler:
             x[self.eog_ids] = -np.inf
         return x
 
-    def sample(self, row: np.ndarray, block_eog: bool = False) -> tuple[int, TokenLogprob | None]:
+    def sample(
+        self, row: np.ndarray, block_eog: bool = False, allowed: np.ndarray | None = None
+    ) -> tuple[int, TokenLogprob | None]:
+        """Choose the next token; ``allowed`` (a grammar's boolean mask) restricts the choice."""
         x = self._shape(row, block_eog)
         if self.greedy:
             tok = int(x.argmax())
+            if allowed is not None and not allowed[tok]:
+                tok = int(np.where(allowed, x, -np.inf).argmax())
         else:
+            if allowed is not None:
+                x = np.where(allowed, x, -np.inf)
             tok = self._sample_temperature(x)
         self.counts[tok] = self.counts.get(tok, 0) + 1
-        lp = None
-        if self.p.logprobs:
-            ls = log_softmax(row)
-            top = top_k_indices(ls, self.p.top_logprobs)
-            lp = TokenLogprob(tok, float(ls[tok]), [(int(t), float(ls[t])) for t in top])
-        return tok, lp
+        return tok, self._logprob(row, tok)
+
+    def override(self, row: np.ndarray, sampled: int, chosen: int) -> TokenLogprob | None:
+        """The engine replaced the sampled token (budget steering): account for ``chosen`` instead."""
+        self.counts[sampled] -= 1
+        if not self.counts[sampled]:
+            del self.counts[sampled]
+        self.counts[chosen] = self.counts.get(chosen, 0) + 1
+        return self._logprob(row, chosen)
+
+    def _logprob(self, row: np.ndarray, tok: int) -> TokenLogprob | None:
+        if not self.p.logprobs:
+            return None
+        ls = log_softmax(row)
+        top = top_k_indices(ls, self.p.top_logprobs)
+        return TokenLogprob(tok, float(ls[tok]), [(int(t), float(ls[t])) for t in top])
 
     def _sample_temperature(self, x: np.ndarray) -> int:
         z = x.astype(np.float64) / self.p.temperature

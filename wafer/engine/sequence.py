@@ -16,6 +16,7 @@ import numpy as np
 
 from .detokenizer import IncrementalDetokenizer
 from .events import LogprobEntry, TimeInfo, Usage
+from .grammar import Grammar, Grammars, GrammarState
 from .sampler import SamplingParams, SequenceSampler
 
 
@@ -31,6 +32,7 @@ class GenerationParams:
     best_of: int | None = None  # completions: generate best_of, return the n most likely
     prompt_logprobs: bool = False  # completions with echo + logprobs
     ignore_eos: bool = False
+    grammar: Grammar | None = None  # constrains every sequence of the request (compiled by Grammars)
 
 
 class Sequence:
@@ -55,6 +57,7 @@ class Sequence:
         self.released = 0
         self.finish_reason: str | None = None
         self.cum_logprob = 0.0
+        self.grammar: GrammarState | None = None
 
     @property
     def num_generated(self) -> int:
@@ -108,7 +111,7 @@ class Request:
     def n_seqs(self) -> int:
         return self.params.best_of or self.params.n
 
-    def build(self, pieces: list[bytes], eog_ids: np.ndarray) -> None:
+    def build(self, pieces: list[bytes], eog_ids: np.ndarray, grammars: Grammars | None = None) -> None:
         sp = self.params.sampling
         if self.params.best_of and self.params.best_of > 1:
             sp = SamplingParams(**{**sp.__dict__, "logprobs": True})  # best_of ranks by logprob
@@ -116,6 +119,8 @@ class Request:
             s = Sequence(self, i, SequenceSampler(sp, eog_ids, i), pieces)
             if i > 0:
                 s.parent = self.seqs[0]
+            if self.params.grammar is not None and grammars is not None:
+                s.grammar = grammars.state(self.params.grammar)
             self.seqs.append(s)
 
     @property

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
+from ..chat.tools import CLOSE, OPEN
 from ..chat.template import ChatTemplate, template_for_model
 from ..engine.engine import Engine, EngineConfig
 
@@ -17,13 +19,25 @@ class ServedModel:
     template: ChatTemplate
     created: int = field(default_factory=lambda: int(time.time()))
     fingerprint: str = ""
+    tool_tokens: dict[str, int] | None = None  # <tool_call>/</tool_call> when each is one special token
 
     @classmethod
     def load(cls, model_id: str, path: str, config: EngineConfig, chat_template: str | None = None) -> "ServedModel":
         engine = Engine(path, config, model_id)
         m = engine.model
         template = template_for_model(m.metadata, m.token_text(m.bos_id), m.token_text(m.eos_id), chat_template)
-        return cls(id=model_id, path=path, engine=engine, template=template)
+        threading.Thread(target=lambda: engine.grammars.tokenizer, daemon=True).start()  # warm for grammars
+        return cls(id=model_id, path=path, engine=engine, template=template, tool_tokens=_tool_tokens(engine))
+
+
+def _tool_tokens(engine: Engine) -> dict[str, int] | None:
+    ids = {}
+    for text in (OPEN, CLOSE):
+        toks = engine.tokenize(text, add_special=False, parse_special=True)
+        if len(toks) != 1 or engine.model.pieces[toks[0]] != text.encode():
+            return None
+        ids[text] = toks[0]
+    return ids
 
 
 class Registry:
