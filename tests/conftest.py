@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_SPEC = os.environ.get("WAFER_TEST_MODEL", "smollm2-135m")
 MODEL_ID = "smollm2-135m"
+QWEN_ID = "qwen2.5-coder-0.5b"  # the catalogue model with a tool-calling template (pulled by scripts/test)
 
 
 def free_port() -> int:
@@ -154,3 +155,32 @@ def loopback():
     server = Loopback()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def qwen_server(tmp_path_factory):
+    from wafer.models import resolve_model
+
+    resolve_model(QWEN_ID, pull=True, progress=False)
+    s = Server(["--model", QWEN_ID, "--parallel", "16"], tmp_path_factory.mktemp("qwen") / "server.log")
+    yield s
+    s.stop()
+
+
+def sdk_clients(url: str):
+    """The official Cerebras and OpenAI clients for a server."""
+    import openai
+    from cerebras.cloud.sdk import Cerebras
+
+    return (
+        Cerebras(api_key="test-key", base_url=url, _strict_response_validation=True, max_retries=0),
+        openai.OpenAI(api_key="test-key", base_url=url + "/v1", max_retries=0),
+    )
+
+
+@pytest.fixture(scope="session")
+def qwen_clients(qwen_server):
+    cb, oa = sdk_clients(qwen_server.url)
+    yield cb, oa
+    cb.close()
+    oa.close()

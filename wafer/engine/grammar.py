@@ -26,6 +26,7 @@ STEER_HORIZON = 512  # budget steering looks at sequences with at most this many
 STEER_EVERY = 16  # far from the end, the closing cost is re-measured every this many tokens
 STEER_MARGIN = 16  # ... and every token once the budget is within the cost plus this margin
 CLOSE_LIMIT = 96  # the closer gives up beyond this many tokens
+REPEAT_PENALTY = 60.0  # per earlier use of a token in the same closing path
 
 
 class GrammarError(ValueError):
@@ -101,11 +102,12 @@ class Grammars:
                 elif not p:
                     scores[i] = -1e4
                     continue
-                closers = p.count(b'"') + p.count(b"}") + p.count(b"]")
+                quotes = p.count(b'"')  # ends a string (where a string may end; else it is not allowed)
+                closers = p.count(b"}") + p.count(b"]")
                 commas = p.count(b",")
                 openers = p.count(b"{") + p.count(b"[")
-                other = len(p) - closers - commas - openers - p.count(b" ")
-                scores[i] = 100 * closers - 150 * (commas + openers) - other
+                other = len(p) - quotes - closers - commas - openers - p.count(b" ")
+                scores[i] = 200 * quotes + 100 * closers - 150 * (commas + openers) - other
             self._close_scores = scores
         return self._close_scores
 
@@ -137,6 +139,7 @@ class GrammarState:
         self.bitmask = np.full((self.g.n_vocab + 31) // 32, -1, dtype=np.int32)
         self._cost = 0  # last measured closing cost
         self._since = STEER_EVERY  # tokens since it was measured
+        self._used: dict[int, int] = {}  # tokens the closer chose so far (as in closing_cost)
 
     # -- masks ---------------------------------------------------------------------------------
     def _fill(self, m, bitmask: np.ndarray) -> np.ndarray:
@@ -163,12 +166,16 @@ class GrammarState:
         return self.m.get_error() if self.m.is_error() else ""
 
     # -- budget steering -------------------------------------------------------------------------
-    def _closer_token(self, m, bitmask: np.ndarray) -> int | None:
+    def _closer_token(self, m, bitmask: np.ndarray, used: dict[int, int] | None = None) -> int | None:
         a = self._fill(m, bitmask)
         ids = np.flatnonzero(a)
         if len(ids) == 0:
             return None
-        return int(ids[int(self.g.close_scores[ids].argmax())])
+        scores = self.g.close_scores[ids]
+        if used:  # a token the closer already took without closing anything (e.g. inside a
+            # formatted string) is worth less each time, so the closer moves on
+            scores = scores - REPEAT_PENALTY * np.fromiter((used.get(int(t), 0) for t in ids), np.float32, len(ids))
+        return int(ids[int(scores.argmax())])
 
     def closing_cost(self, m, limit: int) -> int:
         """Tokens the greedy closer needs from matcher state ``m`` (consumed) to a complete output;
@@ -177,8 +184,10 @@ class GrammarState:
             return 0
         m = m.deep_copy()
         bm = np.empty_like(self.bitmask)
+        used: dict[int, int] = {}
         for steps in range(1, limit + 1):
-            t = self._closer_token(m, bm)
+            t = self._closer_token(m, bm, used)
+            used[t] = used.get(t, 0) + 1
             if t is None or not m.consume_token(t):
                 return limit + 1
             if m.is_accepting() or m.is_stopped():
@@ -191,15 +200,18 @@ class GrammarState:
         if remaining > STEER_HORIZON:
             return token
         self._since += 1
-        if self._since < STEER_EVERY and remaining > self._cost + STEER_MARGIN:
+        near = self._cost <= CLOSE_LIMIT and remaining <= self._cost + STEER_MARGIN
+        if self._since < STEER_EVERY and not near:
             return token
         self._since = 0
-        limit = min(remaining - 1, CLOSE_LIMIT)
         trial = self.m.deep_copy()
-        cost = self.closing_cost(trial, limit) if trial.consume_token(token) else limit + 1
-        if cost <= remaining - 1:
-            self._cost = cost
+        cost = self.closing_cost(trial, CLOSE_LIMIT) if trial.consume_token(token) else CLOSE_LIMIT + 1
+        self._cost = cost
+        if cost <= remaining - 1 or cost > CLOSE_LIMIT:  # fits; or no short way to close is known
             return token
-        closer = self._closer_token(self.m, np.empty_like(self.bitmask))
-        self._cost = max(cost - 1, 0)
-        return token if closer is None else closer
+        closer = self._closer_token(self.m, np.empty_like(self.bitmask), self._used)
+        if closer is None:
+            return token
+        self._used[closer] = self._used.get(closer, 0) + 1
+        self._cost = remaining - 1  # at the edge: measure again at the next token
+        return closer
