@@ -59,10 +59,6 @@ class ChatTemplate:
         except jinja2.TemplateError as e:
             raise TemplateError(f"the model's chat template does not compile: {e}") from e
 
-    @property
-    def supports_tools(self) -> bool:
-        return "tools" in self.source
-
     def render(self, messages: list[dict], tools: list[dict] | None = None, add_generation_prompt: bool = True, **kwargs) -> str:
         try:
             return self._template.render(

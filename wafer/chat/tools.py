@@ -202,17 +202,17 @@ class ToolCallParser:
 
     def feed(self, text: str) -> tuple[str, list[dict]]:
         self.buf += text
-        content: list[str] = []
+        out: list[str] = []
         calls: list[dict] = []
         while True:
             if not self.in_call:
                 i = self.buf.find(OPEN)
                 if i < 0:
                     keep = _partial_suffix(self.buf, OPEN)
-                    content.append(self.buf[: len(self.buf) - keep])
+                    out.append(self._emit(self.buf[: len(self.buf) - keep], []))
                     self.buf = self.buf[len(self.buf) - keep :]
                     break
-                content.append(self.buf[:i])
+                out.append(self._emit(self.buf[:i], []))
                 self.buf = self.buf[i + len(OPEN) :]
                 self.in_call = True
                 continue
@@ -222,10 +222,11 @@ class ToolCallParser:
             raw, self.buf, self.in_call = self.buf[:j], self.buf[j + len(CLOSE) :], False
             call = parse_call(raw)
             if call is None:
-                content.append(OPEN + raw + CLOSE)
+                out.append(self._emit(OPEN + raw + CLOSE, []))
             else:
+                out.append(self._emit("", [call]))
                 calls.append(call)
-        return self._emit("".join(content), calls), calls
+        return "".join(out), calls
 
     def finish(self) -> tuple[str, list[dict]]:
         """The rest at the end of the output (a call cut before its closing tag is parsed if whole)."""

@@ -15,6 +15,7 @@ running it on a copy of the matcher, so it is exact for the path it takes.
 from __future__ import annotations
 
 import threading
+import warnings
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -64,7 +65,9 @@ class Grammars:
                     import llguidance.llamacpp
 
                     eog = [int(t) for t in np.flatnonzero(self.model.eog)]
-                    self._tokenizer = llguidance.llamacpp.lltokenizer_from_vocab(self.model.vocab, eos_token=eog)
+                    with warnings.catch_warnings():  # it calls a llama.cpp function deprecated in 0.3.36
+                        warnings.simplefilter("ignore", DeprecationWarning)
+                        self._tokenizer = llguidance.llamacpp.lltokenizer_from_vocab(self.model.vocab, eos_token=eog)
         return self._tokenizer
 
     def compile(self, text: str) -> Grammar:
