@@ -41,6 +41,78 @@ class Grammar:
     compile_s: float
 
 
+OUT, STR, ESC = 0, 1, 2  # JSON lexical state: outside strings, inside one, after a backslash in one
+TRIGGER = b"<tool_call>"  # a tool call's JSON starts after it (free text before may hold quotes)
+
+
+def scan(state: int, piece: bytes) -> int:
+    """The JSON string state after ``piece``."""
+    for b in piece:
+        if state == OUT:
+            state = STR if b == 0x22 else OUT
+        elif state == STR:
+            state = ESC if b == 0x5C else OUT if b == 0x22 else STR
+        else:
+            state = STR
+    return state
+
+
+def _score_from_out(p: bytes) -> float:
+    """How much ``p``, written outside any string, helps to close the JSON in few tokens."""
+    closers = commas = openers = in_str = 0
+    word = bytearray()
+    state = OUT
+    for b in p:
+        if state != OUT:
+            in_str += 1
+            state = scan(state, bytes([b]))
+        elif b == 0x22:
+            state = STR
+        elif b in b"}]":
+            closers += 1
+        elif b == 0x2C:
+            commas += 1
+        elif b in b"{[":
+            openers += 1
+        elif b != 0x20:
+            word.append(b)
+    # a word completes a literal (true, false, null) in fewer tokens when longer; digits and signs
+    # only lengthen a number
+    other = len(word) * 0.5 if word.isalpha() else -float(len(word) + word.startswith(b"-"))  # "-" needs a digit
+    unfinished = 300 if state != OUT else 0  # opens a string it does not close
+    return 100 * closers + 50 * min(commas, 1) - 150 * openers - unfinished - in_str + other
+
+
+def closer_scores(pieces: list[bytes], eog: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of every token for the greedy closer: (outside a string, inside a string).
+
+    Outside: closing brackets first, then a comma (to the next required property; where "]" or "}"
+    may close, they win), never opening containers or strings that stay open. Inside: end the string
+    at once (then as outside); where it may not end yet (a format, a pattern, a minimum length),
+    single characters, which the repeat penalty rotates through. End of generation beats everything
+    wherever the grammar allows it.
+    """
+    out = np.empty(len(pieces), dtype=np.float32)
+    inside = np.empty(len(pieces), dtype=np.float32)
+    for i, p in enumerate(pieces):
+        if eog[i]:
+            out[i] = inside[i] = 1e6
+            continue
+        if not p:
+            out[i] = inside[i] = -1e4
+            continue
+        out[i] = _score_from_out(p)
+        end = -1
+        state = STR
+        for k in range(len(p)):
+            state = scan(state, p[k : k + 1])
+            if state == OUT:
+                end = k
+                break
+        inside[i] = 1000 - end + _score_from_out(p[end + 1 :]) if end >= 0 else -float(len(p))
+    return out, inside
+
+
 class Grammars:
     """The compiled grammars of one model, and what masks need to know of its vocabulary."""
 
@@ -52,7 +124,7 @@ class Grammars:
         self._lock = threading.Lock()
         self._tok_lock = threading.Lock()
         self._tokenizer = None
-        self._close_scores: np.ndarray | None = None
+        self._close_scores: tuple[np.ndarray, np.ndarray] | None = None
         self.compile_times: deque[float] = deque(maxlen=10000)  # seconds, newest last
         self.mask_times: deque[float] = deque(maxlen=100000)  # seconds per mask (mask + unpacking)
 
@@ -94,24 +166,10 @@ class Grammars:
         return g
 
     @property
-    def close_scores(self) -> np.ndarray:
-        """How much each token helps to close a JSON-like structure quickly (higher is better); the
-        end of generation is best whenever the grammar allows it."""
+    def close_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """The closer's token scores outside and inside a JSON string (see ``closer_scores``)."""
         if self._close_scores is None:
-            scores = np.empty(self.n_vocab, dtype=np.float32)
-            for i, p in enumerate(self.model.pieces):
-                if self.model.eog[i]:  # allowed only when the output is complete: take it
-                    scores[i] = 1e6
-                elif not p:
-                    scores[i] = -1e4
-                    continue
-                quotes = p.count(b'"')  # ends a string (where a string may end; else it is not allowed)
-                closers = p.count(b"}") + p.count(b"]")
-                commas = p.count(b",")
-                openers = p.count(b"{") + p.count(b"[")
-                other = len(p) - quotes - closers - commas - openers - p.count(b" ")
-                scores[i] = 200 * quotes + 100 * closers - 150 * (commas + openers) - other
-            self._close_scores = scores
+            self._close_scores = closer_scores(self.model.pieces, self.model.eog)
         return self._close_scores
 
     def stats(self) -> dict:
@@ -143,6 +201,8 @@ class GrammarState:
         self._cost = 0  # last measured closing cost
         self._since = STEER_EVERY  # tokens since it was measured
         self._used: dict[int, int] = {}  # tokens the closer chose so far (as in closing_cost)
+        self.json_state = OUT
+        self._tail = b""  # the last bytes of output, to see a tool-call trigger split over tokens
 
     # -- masks ---------------------------------------------------------------------------------
     def _fill(self, m, bitmask: np.ndarray) -> np.ndarray:
@@ -158,6 +218,15 @@ class GrammarState:
 
     def consume(self, token: int) -> None:
         self.m.consume_token(token)
+        self.json_state = self._scan(token)
+        self._tail = (self._tail + self.g.model.pieces[token])[-len(TRIGGER) :]
+
+    def _scan(self, token: int) -> int:
+        """The JSON string state after ``token`` (a tool call's JSON starts fresh after its trigger)."""
+        piece = self.g.model.pieces[token]
+        if (self._tail + piece).endswith(TRIGGER):
+            return OUT
+        return scan(self.json_state, piece)
 
     @property
     def done(self) -> bool:
@@ -169,30 +238,32 @@ class GrammarState:
         return self.m.get_error() if self.m.is_error() else ""
 
     # -- budget steering -------------------------------------------------------------------------
-    def _closer_token(self, m, bitmask: np.ndarray, used: dict[int, int] | None = None) -> int | None:
+    def _closer_token(self, m, bitmask: np.ndarray, state: int, used: dict[int, int] | None = None) -> int | None:
         a = self._fill(m, bitmask)
         ids = np.flatnonzero(a)
         if len(ids) == 0:
             return None
-        scores = self.g.close_scores[ids]
+        scores = self.g.close_scores[0 if state == OUT else 1][ids]
         if used:  # a token the closer already took without closing anything (e.g. inside a
             # formatted string) is worth less each time, so the closer moves on
             scores = scores - REPEAT_PENALTY * np.fromiter((used.get(int(t), 0) for t in ids), np.float32, len(ids))
         return int(ids[int(scores.argmax())])
 
-    def closing_cost(self, m, limit: int) -> int:
-        """Tokens the greedy closer needs from matcher state ``m`` (consumed) to a complete output;
-        ``limit + 1`` when it needs more than ``limit``."""
+    def closing_cost(self, m, state: int, limit: int) -> int:
+        """Tokens the greedy closer needs from matcher state ``m`` (and JSON string ``state``) to a
+        complete output; ``limit + 1`` when it needs more than ``limit``."""
         if m.is_accepting() or m.is_stopped():
             return 0
         m = m.deep_copy()
         bm = np.empty_like(self.bitmask)
         used: dict[int, int] = {}
+        pieces = self.g.model.pieces
         for steps in range(1, limit + 1):
-            t = self._closer_token(m, bm, used)
-            used[t] = used.get(t, 0) + 1
+            t = self._closer_token(m, bm, state, used)
             if t is None or not m.consume_token(t):
                 return limit + 1
+            used[t] = used.get(t, 0) + 1
+            state = scan(state, pieces[t])
             if m.is_accepting() or m.is_stopped():
                 return steps
         return limit + 1
@@ -208,11 +279,12 @@ class GrammarState:
             return token
         self._since = 0
         trial = self.m.deep_copy()
-        cost = self.closing_cost(trial, CLOSE_LIMIT) if trial.consume_token(token) else CLOSE_LIMIT + 1
+        ok = trial.consume_token(token)
+        cost = self.closing_cost(trial, self._scan(token), CLOSE_LIMIT) if ok else CLOSE_LIMIT + 1
         self._cost = cost
         if cost <= remaining - 1 or cost > CLOSE_LIMIT:  # fits; or no short way to close is known
             return token
-        closer = self._closer_token(self.m, np.empty_like(self.bitmask), self._used)
+        closer = self._closer_token(self.m, np.empty_like(self.bitmask), self.json_state, self._used)
         if closer is None:
             return token
         self._used[closer] = self._used.get(closer, 0) + 1
