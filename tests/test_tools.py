@@ -80,7 +80,7 @@ def drive(grammars: Grammars, grammar: str, model, text: str) -> tuple[bool, boo
     """(every token of ``text`` allowed, grammar complete afterwards)."""
     st = grammars.state(grammars.compile(grammar))
     for t in model.tokenize(text, False, True):
-        if not st.allowed()[t]:
+        if not st.allowed().allows(t):
             return False, False
         st.consume(t)
     return True, st.m.is_accepting()

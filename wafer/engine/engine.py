@@ -333,7 +333,7 @@ class Engine:
             if not allowed.any():  # cannot happen with a sound grammar; never sample from nothing
                 log.warning("grammar allows no token (%s); sampling unconstrained", g.error or "no error")
                 allowed = None
-            elif block_eog and not allowed[~self.eog].any():  # the grammar is complete: it ends here
+            elif block_eog and not allowed.bool()[~self.eog].any():  # the grammar is complete: it ends here
                 block_eog = False
         tok, lp = s.sampler.sample(logits, block_eog, allowed)
         if g is not None and not self.eog[tok]:

@@ -24,10 +24,12 @@ import numpy as np
 
 CACHE_SIZE = 256  # compiled grammars kept per model
 STEER_HORIZON = 512  # budget steering looks at sequences with at most this many tokens left
-STEER_EVERY = 16  # far from the end, the closing cost is re-measured every this many tokens
-STEER_MARGIN = 16  # ... and every token once the budget is within the cost plus this margin
+STEER_EVERY = 32  # far from the end, the closing cost is re-measured every this many tokens
+STEER_MARGIN = 16  # ... and every structural token once the budget is within the cost plus this margin
+STEER_TIGHT = 4  # ... and every token once it is within the cost plus this
 CLOSE_LIMIT = 96  # the closer gives up beyond this many tokens
 REPEAT_PENALTY = 60.0  # per earlier use of a token in the same closing path
+CLOSER_TOP = 32  # candidates the closer tries one by one before it computes a full mask
 
 
 class GrammarError(ValueError):
@@ -71,7 +73,8 @@ def _score_from_out(p: bytes) -> float:
         elif b in b"}]":
             closers += 1
         elif b == 0x2C:
-            commas += 1
+            # a comma moves on to the next property; after a bracket it opens another item instead
+            commas += 1 if not closers else -3
         elif b in b"{[":
             openers += 1
         elif b != 0x20:
@@ -125,6 +128,8 @@ class Grammars:
         self._tok_lock = threading.Lock()
         self._tokenizer = None
         self._close_scores: tuple[np.ndarray, np.ndarray] | None = None
+        self._structural: np.ndarray | None = None
+        self._closer_order: tuple[np.ndarray, np.ndarray] | None = None
         self.compile_times: deque[float] = deque(maxlen=10000)  # seconds, newest last
         self.mask_times: deque[float] = deque(maxlen=100000)  # seconds per mask (mask + unpacking)
 
@@ -172,6 +177,26 @@ class Grammars:
             self._close_scores = closer_scores(self.model.pieces, self.model.eog)
         return self._close_scores
 
+    @property
+    def closer_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """The best CLOSER_TOP tokens for the closer, best first (outside, inside a string)."""
+        if self._closer_order is None:
+            self._closer_order = tuple(np.argsort(-sc, kind="stable")[:CLOSER_TOP] for sc in self.close_scores)
+        return self._closer_order
+
+    def warm(self) -> None:
+        """Build what grammars need of the vocabulary (seconds of CPU on a 150k vocabulary) ahead of
+        the first structured request."""
+        _ = self.tokenizer, self.closer_order, self.structural
+
+    @property
+    def structural(self) -> np.ndarray:
+        """Tokens with a JSON structural character (only these can change how far the end is)."""
+        if self._structural is None:
+            chars = set(b'{}[],:"\\')
+            self._structural = np.array([bool(chars.intersection(p)) for p in self.model.pieces], dtype=bool)
+        return self._structural
+
     def stats(self) -> dict:
         def pct(xs, q):
             return round(float(np.percentile(np.fromiter(xs, float), q)) * 1e6, 1) if xs else None
@@ -191,6 +216,29 @@ class Grammars:
         return GrammarState(self, grammar.matcher.deep_copy())
 
 
+class TokenMask:
+    """A grammar's bitmask over the vocabulary; unpacked to booleans only when a sampler needs them
+    (greedy sampling usually just tests its best token)."""
+
+    __slots__ = ("bits", "n", "_bool")
+
+    def __init__(self, bits: np.ndarray, n: int):
+        self.bits = bits
+        self.n = n
+        self._bool: np.ndarray | None = None
+
+    def allows(self, token: int) -> bool:
+        return bool((int(self.bits[token >> 5]) >> (token & 31)) & 1)
+
+    def any(self) -> bool:
+        return bool(self.bits.any())
+
+    def bool(self) -> np.ndarray:
+        if self._bool is None:
+            self._bool = np.unpackbits(self.bits.view(np.uint8), count=self.n, bitorder="little").view(bool)
+        return self._bool
+
+
 class GrammarState:
     """The grammar of one sequence."""
 
@@ -205,16 +253,12 @@ class GrammarState:
         self._tail = b""  # the last bytes of output, to see a tool-call trigger split over tokens
 
     # -- masks ---------------------------------------------------------------------------------
-    def _fill(self, m, bitmask: np.ndarray) -> np.ndarray:
-        m.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.nbytes)
-        return np.unpackbits(bitmask.view(np.uint8), count=self.g.n_vocab, bitorder="little").view(bool)
-
-    def allowed(self) -> np.ndarray:
-        """Boolean mask of the tokens the grammar allows next (end-of-generation included when it may end)."""
+    def allowed(self) -> "TokenMask":
+        """The tokens the grammar allows next (end-of-generation included when it may end)."""
         t0 = time.perf_counter()
-        a = self._fill(self.m, self.bitmask)
+        self.m.unsafe_compute_mask_ptr(self.bitmask.ctypes.data, self.bitmask.nbytes)
         self.g.mask_times.append(time.perf_counter() - t0)
-        return a
+        return TokenMask(self.bitmask, self.g.n_vocab)
 
     def consume(self, token: int) -> None:
         self.m.consume_token(token)
@@ -238,34 +282,66 @@ class GrammarState:
         return self.m.get_error() if self.m.is_error() else ""
 
     # -- budget steering -------------------------------------------------------------------------
-    def _closer_token(self, m, bitmask: np.ndarray, state: int, used: dict[int, int] | None = None) -> int | None:
-        a = self._fill(m, bitmask)
-        ids = np.flatnonzero(a)
-        if len(ids) == 0:
-            return None
-        scores = self.g.close_scores[0 if state == OUT else 1][ids]
-        if used:  # a token the closer already took without closing anything (e.g. inside a
-            # formatted string) is worth less each time, so the closer moves on
-            scores = scores - REPEAT_PENALTY * np.fromiter((used.get(int(t), 0) for t in ids), np.float32, len(ids))
-        return int(ids[int(scores.argmax())])
+    def _closer_token(
+        self, m, bitmask: np.ndarray, state: int, used: dict[int, int] | None = None, forced: bool = True
+    ) -> int | None:
+        """The closer's next token: the one the grammar forces, else the best-scored one it allows (less each time it was
+        used, so that inside e.g. a formatted string the closer moves on). The best candidates are
+        tried one by one (under a microsecond each); a full mask only when none of them fits."""
+        ff = m.compute_ff_tokens() if forced else None
+        if ff:  # as closing_cost counts them
+            return ff[0]
+        inside = state != OUT
+        scores = self.g.close_scores[inside]
+        best, best_score = None, -np.inf
+        for t in self.g.closer_order[inside]:
+            t = int(t)
+            base = float(scores[t])
+            if base <= best_score:
+                break
+            score = base - REPEAT_PENALTY * used.get(t, 0) if used else base
+            if score > best_score and m.validate_tokens([t]):
+                best, best_score = t, score
+        if best is not None:
+            return best
+        m.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.nbytes)
+        allowed = np.unpackbits(bitmask.view(np.uint8), count=self.g.n_vocab, bitorder="little").view(bool)
+        sc = np.where(allowed, scores, -np.inf)
+        if used:
+            ids = np.fromiter(used.keys(), np.int64, len(used))
+            sc[ids] -= REPEAT_PENALTY * np.fromiter(used.values(), np.float32, len(used))
+        best = int(sc.argmax())
+        return best if allowed[best] else None
 
     def closing_cost(self, m, state: int, limit: int) -> int:
         """Tokens the greedy closer needs from matcher state ``m`` (and JSON string ``state``) to a
-        complete output; ``limit + 1`` when it needs more than ``limit``."""
+        complete output; ``limit + 1`` when it needs more than ``limit``. Stretches the grammar
+        forces (property names, separators) are taken in one go without computing masks."""
         if m.is_accepting() or m.is_stopped():
             return 0
         m = m.deep_copy()
         bm = np.empty_like(self.bitmask)
         used: dict[int, int] = {}
         pieces = self.g.model.pieces
-        for steps in range(1, limit + 1):
-            t = self._closer_token(m, bm, state, used)
-            if t is None or not m.consume_token(t):
-                return limit + 1
-            used[t] = used.get(t, 0) + 1
-            state = scan(state, pieces[t])
+        steps = 0
+        while steps < limit:
+            forced = m.compute_ff_tokens()
+            if forced:
+                if not m.consume_tokens(forced):
+                    return limit + 1
+                steps += len(forced)
+                for t in forced:
+                    used[t] = used.get(t, 0) + 1
+                    state = scan(state, pieces[t])
+            else:
+                t = self._closer_token(m, bm, state, used, forced=False)
+                if t is None or not m.consume_token(t):
+                    return limit + 1
+                used[t] = used.get(t, 0) + 1
+                state = scan(state, pieces[t])
+                steps += 1
             if m.is_accepting() or m.is_stopped():
-                return steps
+                return steps if steps <= limit else limit + 1
         return limit + 1
 
     def vet(self, token: int, remaining: int) -> int:
@@ -274,9 +350,12 @@ class GrammarState:
         if remaining > STEER_HORIZON:
             return token
         self._since += 1
-        near = self._cost <= CLOSE_LIMIT and remaining <= self._cost + STEER_MARGIN
+        slack = remaining - 1 - self._cost
+        near = self._cost <= CLOSE_LIMIT and slack < STEER_MARGIN
         if self._since < STEER_EVERY and not near:
             return token
+        if near and slack > STEER_TIGHT and not self.g.structural[token]:
+            return token  # text inside a string or digits of a number: the way to close is unchanged
         self._since = 0
         trial = self.m.deep_copy()
         ok = trial.consume_token(token)

@@ -84,18 +84,16 @@ class SequenceSampler:
             x[self.eog_ids] = -np.inf
         return x
 
-    def sample(
-        self, row: np.ndarray, block_eog: bool = False, allowed: np.ndarray | None = None
-    ) -> tuple[int, TokenLogprob | None]:
-        """Choose the next token; ``allowed`` (a grammar's boolean mask) restricts the choice."""
+    def sample(self, row: np.ndarray, block_eog: bool = False, allowed=None) -> tuple[int, TokenLogprob | None]:
+        """Choose the next token; ``allowed`` (a grammar's ``TokenMask``) restricts the choice."""
         x = self._shape(row, block_eog)
         if self.greedy:
             tok = int(x.argmax())
-            if allowed is not None and not allowed[tok]:
-                tok = int(np.where(allowed, x, -np.inf).argmax())
+            if allowed is not None and not allowed.allows(tok):
+                tok = int(np.where(allowed.bool(), x, -np.inf).argmax())
         else:
             if allowed is not None:
-                x = np.where(allowed, x, -np.inf)
+                x = np.where(allowed.bool(), x, -np.inf)
             tok = self._sample_temperature(x)
         self.counts[tok] = self.counts.get(tok, 0) + 1
         return tok, self._logprob(row, tok)

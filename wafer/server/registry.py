@@ -26,7 +26,7 @@ class ServedModel:
         engine = Engine(path, config, model_id)
         m = engine.model
         template = template_for_model(m.metadata, m.token_text(m.bos_id), m.token_text(m.eos_id), chat_template)
-        threading.Thread(target=lambda: engine.grammars.tokenizer, daemon=True).start()  # warm for grammars
+        threading.Thread(target=engine.grammars.warm, daemon=True).start()
         return cls(id=model_id, path=path, engine=engine, template=template, tool_tokens=_tool_tokens(engine))
 
 
