@@ -7,7 +7,8 @@ per token and grammar compile time (p50/p99, measured in the engine).
 Each pair runs the strict request first, then the same prompt unconstrained with exactly as many
 tokens (min = max = the strict output's length), one request at a time, so both decode the same
 number of tokens after the same prompt. Decode tok/s = (tokens - 1) / (last token - first token),
-measured by a lean streaming client. Compile times come from compiling every schema of
+measured by a lean streaming client; "weighted" is all decoded tokens over all decode time, strict
+vs unconstrained (long outputs weigh more than short ones). Compile times come from compiling every schema of
 tests/schema_corpus.py once (43 schemas). Prints a table, writes bench/results/structured-<model>.json.
 """
 
@@ -81,13 +82,15 @@ def run(url: str, model: str, prompt: str, max_tokens: int, schema: dict | None 
 def pairs(url: str, model: str, repeats: int, max_tokens: int) -> dict:
     out = {}
     for name, schema, prompt in CASES:
-        strict, free, ratios, valid = [], [], [], 0
+        strict, free, ratios, valid, secs = [], [], [], 0, [0.0, 0.0]
         for _ in range(repeats):
             s = run(url, model, prompt, max_tokens, schema)
             f = run(url, model, prompt, s["tokens"], exact=True)
             strict.append(s["tok_s"])
             free.append(f["tok_s"])
             ratios.append(s["tok_s"] / f["tok_s"])
+            secs[0] += (s["tokens"] - 1) / s["tok_s"]
+            secs[1] += (f["tokens"] - 1) / f["tok_s"]
             try:
                 json.loads(s["text"])
                 valid += 1
@@ -95,7 +98,7 @@ def pairs(url: str, model: str, repeats: int, max_tokens: int) -> dict:
                 pass
         out[name] = {"tokens": s["tokens"], "strict_tok_s": statistics.median(strict),
                      "unconstrained_tok_s": statistics.median(free), "ratio": statistics.median(ratios),
-                     "valid_json": f"{valid}/{repeats}"}
+                     "valid_json": f"{valid}/{repeats}", "decode_s": secs, "decoded": repeats * (s["tokens"] - 1)}
     return out
 
 
@@ -160,8 +163,12 @@ def main() -> None:
         for name, c in r.items():
             print(f"{peer:14}{name:10}{c['tokens']:>7}{c['strict_tok_s']:>14.1f}{c['unconstrained_tok_s']:>12.1f}"
                   f"{c['ratio']:>13.3f}{c['valid_json']:>7}")
-        r["median_ratio"] = statistics.median(c["ratio"] for c in r.values())
+        cases = list(r.values())
+        r["median_ratio"] = statistics.median(c["ratio"] for c in cases)
+        # all decoded tokens over all decode time: long outputs weigh more than 20-token ones
+        r["weighted_ratio"] = sum(c["decode_s"][1] for c in cases) / sum(c["decode_s"][0] for c in cases)
         print(f"{peer:14}{'median':10}{'':>7}{'':>14}{'':>12}{r['median_ratio']:>13.3f}")
+        print(f"{peer:14}{'weighted':10}{'':>7}{'':>14}{'':>12}{r['weighted_ratio']:>13.3f}")
     if "skipped" not in results["llama_server"]:
         rel = [results["wafer"][n]["strict_tok_s"] / results["llama_server"][n]["strict_tok_s"] for n, _, _ in CASES]
         results["wafer_strict_over_llama_server_strict"] = statistics.median(rel)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from wafer.engine.events import ChoiceDelta, RequestFailed
+from wafer.chat.tools import ToolPlan
 from wafer.server.chat import ChoiceOutput, _sse
 
 
@@ -28,7 +29,7 @@ def sse_bytes() -> bytes:
     stream = FakeStream([[ChoiceDelta(0, "Hel")], [RequestFailed(503, "The server is shutting down.", "server_shutting_down")]])
 
     async def collect():
-        return b"".join([c async for c in _sse(None, stream, meta, [ChoiceOutput(False)], False)])
+        return b"".join([c async for c in _sse(None, stream, meta, [ChoiceOutput(ToolPlan(None, True, None, False))], False)])
 
     return asyncio.run(collect())
 

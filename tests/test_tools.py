@@ -68,6 +68,52 @@ def test_parser_any_split(text, content, names):
             assert isinstance(json.loads(c["arguments"]), dict)
 
 
+def parse_bare_in_pieces(text: str, seed: int) -> tuple[str, list[dict]]:
+    rng = random.Random(seed)
+    p, content, calls, i = ToolCallParser({"get_weather"}), [], [], 0
+    while i < len(text):
+        k = rng.randint(1, 5)
+        c, new = p.feed(text[i : i + k])
+        content.append(c)
+        calls += new
+        i += k
+    c, new = p.finish()
+    return "".join(content) + c, calls + new
+
+
+BARE = '{\n  "name": "get_weather",\n  "arguments": {\n    "city": "Paris"\n  }\n}'
+
+
+@pytest.mark.parametrize(
+    "text,is_call",
+    [
+        (BARE, True),
+        (f"```json\n{BARE}\n```", True),
+        (f"  ```\n{BARE}\n```\n", True),
+        (BARE.replace("get_weather", "get_wether"), False),  # not a tool of the request
+        ('{"answer": 42}', False),
+        ("```python\nprint('hi')\n```", False),
+        (f"Here you go: {BARE}", False),  # not the whole output
+        ("{\n  \"name\": \"get_weather\", \"arguments\": {", False),  # cut: stays content
+    ],
+)
+def test_bare_json_call_in_auto_mode(text, is_call):
+    for seed in range(10):
+        content, calls = parse_bare_in_pieces(text, seed)
+        if is_call:
+            assert content == "" and [c["name"] for c in calls] == ["get_weather"]
+            assert json.loads(calls[0]["arguments"]) == {"city": "Paris"}
+        else:
+            assert calls == [] and content.strip() == text.strip()
+
+
+def test_bare_call_detection_releases_plain_text_at_once():
+    p = ToolCallParser({"get_weather"})
+    assert p.feed("```py") == ("```py", [])  # decided: not a call, streamed without waiting
+    p = ToolCallParser({"get_weather"})
+    assert p.feed('```json\n{"na') == ("", [])  # may still be a call: held
+
+
 def test_parser_never_streams_a_partial_trigger():
     p = ToolCallParser()
     assert p.feed("Hello <tool") == ("Hello", [])
@@ -193,9 +239,10 @@ def test_tool_choice_none_and_auto_qwen(qwen_clients):
     _, oa = qwen_clients
     r = chat(oa, QWEN_ID, ASK, tools=TOOLS, tool_choice="none")
     assert r.choices[0].message.tool_calls is None and r.choices[0].message.content
-    r = chat(oa, QWEN_ID, ASK, tools=TOOLS)  # auto: the model decides
-    c = r.choices[0]
-    assert (c.finish_reason == "tool_calls") == bool(c.message.tool_calls)
+    r = chat(oa, QWEN_ID, ASK, tools=TOOLS)  # auto: the model decides; this one answers with a
+    c = r.choices[0]  # fenced JSON call, which counts as a call of the tool it names
+    assert c.finish_reason == "tool_calls" and c.message.content is None
+    check_calls(c.message.tool_calls, {"get_weather"})
 
 
 def test_parallel_calls_qwen(qwen_clients):
@@ -290,3 +337,18 @@ def test_tool_validation_400s(http, body, version, needle):
 
 def test_version_1_is_lenient_about_tool_pairing(http):
     assert post(http, {"messages": WIRE_HISTORY[:2] + [{"role": "user", "content": "ok"}]}).status_code == 200
+
+
+def test_bare_calls_of_strict_tools_need_valid_arguments(grammars):
+    from wafer.server.chat import _strict_args_valid
+
+    schemas = {"get_weather": WEATHER_ARGS}
+    ok = {"name": "get_weather", "arguments": json.dumps({"city": "Paris", "unit": "celsius"})}
+    bad = {"name": "get_weather", "arguments": json.dumps({"city": "Paris", "unit": "kelvin"})}
+    assert _strict_args_valid(grammars, schemas, ok)
+    assert not _strict_args_valid(grammars, schemas, bad)
+    assert _strict_args_valid(grammars, schemas, {"name": "get_time", "arguments": "{}"})  # not strict
+    p = ToolCallParser({"get_weather"}, lambda call: _strict_args_valid(grammars, schemas, call))
+    p.feed(json.dumps({"name": "get_weather", "arguments": {"city": "Paris", "unit": "kelvin"}}))
+    content, calls = p.finish()
+    assert calls == [] and "kelvin" in content

@@ -44,6 +44,8 @@ class ToolPlan:
     native: bool  # the model's template renders tools; False: wafer's fallback prompt
     grammar: str | None  # constrains the output; None: free text, parsed afterwards
     parse: bool  # tool calls are parsed out of the output
+    bare_names: set[str] | None = None  # tools a bare JSON call may name (ToolCallParser)
+    strict_args: dict[str, dict] | None = None  # argument schemas of the strict tools
 
 
 def supports_tool_calls(template_source: str) -> bool:
@@ -130,7 +132,11 @@ def plan_tools(req, template_source: str, special: dict[str, int] | None, versio
     grammar = None
     if mode != "auto" or strict or not parallel:
         grammar = tool_grammar(bodies, mode, parallel, special if native else None)
-    return ToolPlan(tools, native, grammar, True)
+    # in auto mode a whole output that is a bare JSON call counts as a call (of a strict tool only
+    # if its arguments are valid: ``strict``)
+    bare = {t.function.name for _, t in chosen} if mode == "auto" else None
+    strict_args = {name: schema for (name, schema), (_, t) in zip(bodies, chosen) if t.function.strict}
+    return ToolPlan(tools, native, grammar, True, bare, strict_args)
 
 
 # -- the fallback format for templates without tool support ------------------------------------
@@ -191,9 +197,18 @@ class ToolCallParser:
     Text that may be the start of ``<tool_call>`` is held back until it is decided; a call is
     returned once its closing tag arrives (Cerebras streams each call whole, in one delta).
     Whitespace around calls is not content.
+
+    With ``names`` (``tool_choice: "auto"``), an output that is nothing but one call written as a bare
+    JSON object, optionally in a code fence (``{"name": "get_weather", "arguments": {...}}``: small
+    models often answer so instead of using ``<tool_call>``), is a call of that tool too, provided
+    ``check`` accepts its arguments (the server checks strict tools' schemas). Output that starts
+    like one is held back until it is decided.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, names: set[str] | None = None, check=None) -> None:
+        self.names = names
+        self.check = check  # check(call) -> bool: whether a bare call's arguments are acceptable
+        self.head: str | None = "" if names else None  # output held while it may be a bare call
         self.buf = ""
         self.in_call = False
         self.ws = ""  # whitespace held back: content only if more content follows
@@ -201,6 +216,14 @@ class ToolCallParser:
         self.ncalls = 0
 
     def feed(self, text: str) -> tuple[str, list[dict]]:
+        if self.head is not None:
+            self.head += text
+            if _bare_call_prefix(self.head) != "no":
+                return "", []
+            text, self.head = self.head, None
+        return self._feed(text)
+
+    def _feed(self, text: str) -> tuple[str, list[dict]]:
         self.buf += text
         out: list[str] = []
         calls: list[dict] = []
@@ -230,6 +253,15 @@ class ToolCallParser:
 
     def finish(self) -> tuple[str, list[dict]]:
         """The rest at the end of the output (a call cut before its closing tag is parsed if whole)."""
+        if self.head is not None:
+            head, self.head = self.head, None
+            call = parse_bare_call(head, self.names or set())
+            if call is not None and (self.check is None or self.check(call)):
+                self.ncalls += 1
+                return "", [call]
+            text, calls = self._feed(head)
+            rest, more = self.finish()
+            return text + rest, calls + more
         rest, self.buf = self.buf, ""
         calls: list[dict] = []
         if self.in_call:
@@ -258,6 +290,43 @@ class ToolCallParser:
             self.ncalls += len(calls)
             self.ws, self.after_call = "", True
         return out
+
+
+FENCES = ("```json", "```")
+
+
+def _bare_call_prefix(text: str) -> str:
+    """Whether ``text`` starts like a bare JSON call: "yes", "maybe" (too short to tell) or "no"."""
+    s = text.lstrip()
+    for fence in FENCES:
+        if fence.startswith(s):
+            return "maybe"
+        if s.startswith(fence):
+            s = s[len(fence) :].lstrip()
+            break
+    if not s:
+        return "maybe"
+    if s[0] != "{":
+        return "no"
+    s = s[1:].lstrip()
+    key = '"name"'
+    if key.startswith(s):
+        return "maybe"
+    return "yes" if s.startswith(key) else "no"
+
+
+def parse_bare_call(text: str, names: set[str]) -> dict | None:
+    """A whole output that is one call of a known tool as a JSON object (fenced or not), or None."""
+    s = text.strip()
+    for fence in FENCES:
+        if s.startswith(fence):
+            s = s[len(fence) :]
+            break
+    s = s.strip()
+    if s.endswith("```"):
+        s = s[:-3].strip()
+    call = parse_call(s)
+    return call if call is not None and call["name"] in names else None
 
 
 def _partial_suffix(text: str, marker: str) -> int:

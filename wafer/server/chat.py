@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from typing import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..chat.messages import UnsupportedContent, add_system_text, to_template_messages
-from ..chat.structured import response_format_grammar, schema_guidance
+from ..chat.structured import json_grammar, response_format_grammar, schema_guidance
 from ..chat.template import TemplateError
 from ..chat.tools import ToolCallParser, ToolPlan, apply_fallback, plan_tools, supports_tool_calls
-from ..engine.grammar import Grammar, GrammarError
+from ..engine.grammar import Grammar, GrammarError, Grammars
 from ..engine.events import ChoiceDelta, LogprobEntry, RequestDone, RequestFailed
 from ..protocol import responses as R
 from ..protocol.errors import APIError, bad_request
@@ -56,11 +57,21 @@ async def compile_grammar(served: ServedModel, text: str | None, param: str) -> 
         raise bad_request(f"The output constraint could not be compiled: {e}", param) from None
 
 
+def _strict_args_valid(grammars: Grammars, schemas: dict[str, dict], call: dict) -> bool:
+    """A call's arguments against its strict tool's schema (the same grammar that constrains calls)."""
+    schema = schemas.get(call["name"])
+    if schema is None:
+        return True
+    m = grammars.compile(json_grammar(schema)).matcher.deep_copy()
+    return m.consume_tokens(grammars.tokenizer.tokenize_str(call["arguments"])) and m.is_accepting()
+
+
 class ChoiceOutput:
     """One choice's output: content, and tool calls parsed out of it when the request has tools."""
 
-    def __init__(self, parse_tools: bool):
-        self.parser = ToolCallParser() if parse_tools else None
+    def __init__(self, plan: ToolPlan, grammars: Grammars | None = None):
+        check = partial(_strict_args_valid, grammars, plan.strict_args) if grammars and plan.strict_args else None
+        self.parser = ToolCallParser(plan.bare_names, check) if plan.parse else None
         self.ncalls = 0
 
     def _calls(self, calls: list[dict]) -> list[R.ToolCall]:
@@ -118,7 +129,7 @@ async def chat_completions(request: Request) -> Response:
     stream = EngineStream(served.engine)
     submit(stream, prompt, params, rid, arrival)
     meta = dict(id=rid, created=int(arrival), model=req.model, system_fingerprint=served.fingerprint)
-    outs = [ChoiceOutput(plan.parse) for _ in range(params.n)]
+    outs = [ChoiceOutput(plan, served.engine.grammars) for _ in range(params.n)]
     if req.stream:
         return SSEResponse(_sse(served, stream, meta, outs, bool(req.logprobs)), stream)
     result = await until_done_or_disconnect(request, _collect(served, stream, meta, outs, bool(req.logprobs)))
