@@ -243,3 +243,20 @@ def test_server_survives_bad_schemas(server, http):
         post(http, {"response_format": rf(schema)}, version)
     assert post(http, {}).status_code == 200
     server.wait_idle()
+
+
+def test_wafer_client_parse(base_url):
+    """Our SDK's parse(): the pydantic model is sent as a strict schema and the answer validates."""
+    import pydantic
+
+    from wafer.client import Cerebras
+
+    class Movie(pydantic.BaseModel):
+        title: str
+        year: int
+        director: str
+
+    with Cerebras(api_key="k", base_url=base_url, max_retries=0) as client:
+        r = client.chat.completions.parse(model=MODEL_ID, messages=[{"role": "user", "content": "Recommend a movie."}],
+                                          response_format=Movie, temperature=0, max_completion_tokens=60)
+    assert isinstance(r.parsed, Movie)

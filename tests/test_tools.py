@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Literal
 
 import httpx
 import jsonschema
@@ -352,3 +353,22 @@ def test_bare_calls_of_strict_tools_need_valid_arguments(grammars):
     p.feed(json.dumps({"name": "get_weather", "arguments": {"city": "Paris", "unit": "kelvin"}}))
     content, calls = p.finish()
     assert calls == [] and "kelvin" in content
+
+
+def test_wafer_client_run_tools_loop_qwen(qwen_server):
+    """Our SDK's tool runner end to end: the call is parsed, the function runs, the answer follows."""
+    from wafer.client import Cerebras
+
+    seen = []
+
+    def get_weather(city: str, unit: Literal["celsius", "fahrenheit"]) -> dict:
+        """Current weather for a city."""
+        seen.append((city, unit))
+        return {"city": city, "temperature": 21, "unit": unit}
+
+    with Cerebras(api_key="k", base_url=qwen_server.url, max_retries=0) as client:
+        run = client.chat.completions.run_tools(model=QWEN_ID, messages=ASK, tools=[get_weather], max_turns=4,
+                                                temperature=0, max_completion_tokens=60)
+    assert seen and seen[0][0] == "Paris"
+    assert len(run.completions) >= 2 and isinstance(run.content, str)
+    assert [m["role"] for m in run.messages[:3]] == ["user", "assistant", "tool"]
