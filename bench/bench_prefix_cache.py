@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -24,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_serve import _sse_events, free_port, start_server  # noqa: E402
-from bench.peers import llama_server  # noqa: E402
+from bench.bench_serve import _sse_events, start_server  # noqa: E402
+from bench.peers import measure_llama_server  # noqa: E402
 
 TOOLS = [
     {"type": "function", "function": {"name": name, "description": desc, "parameters": {
@@ -103,28 +102,6 @@ def conversation(url: str, model: str, turns: int) -> dict:
             "prefilled_over_no_cache": (prompt_total - cached_total) / prompt_total}
 
 
-def run_llama_server(binary: Path, model_path: str, threads: int, log: Path):
-    port = free_port()
-    f = open(log, "w")
-    p = subprocess.Popen([str(binary), "-m", model_path, "--port", str(port), "-t", str(threads), "-c", "8192",
-                          "--parallel", "1", "--jinja", "--cache-prompt"], stdout=f, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError(log.read_text()[-2000:])
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return p, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    p.kill()
-    raise RuntimeError("llama-server did not start")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m")
@@ -151,18 +128,12 @@ def main() -> None:
         proc.terminate()
         proc.wait(30)
 
-    binary = None if args.no_peer else llama_server(build=False)
-    if binary is None:
-        results["llama_server"] = {"skipped": "llama-server is not built (python bench/peers.py builds it)"}
-    else:
-        p, purl = run_llama_server(binary, str(resolved.path), args.threads, out_dir / "llama-server.log")
-        try:
-            ask(purl, resolved.id, [{"role": "user", "content": "warm up"}])
-            results["llama_server"] = {"ttft": ttft_cold_warm(purl, resolved.id, args.system_tokens, args.repeats),
-                                       "conversation": conversation(purl, resolved.id, args.turns)}
-        finally:
-            p.terminate()
-            p.wait(30)
+    def peer(purl: str) -> dict:
+        ask(purl, resolved.id, [{"role": "user", "content": "warm up"}])
+        return {"ttft": ttft_cold_warm(purl, resolved.id, args.system_tokens, args.repeats),
+                "conversation": conversation(purl, resolved.id, args.turns)}
+
+    results["llama_server"] = measure_llama_server(not args.no_peer, str(resolved.path), args.threads, out_dir, peer)
 
     print(f"\nmodel {resolved.id} ({results['file']}), {args.threads} threads, median of {args.repeats}")
     print(f"{'':14}{'prompt tok':>11}{'cold TTFT ms':>14}{'warm TTFT ms':>14}{'warm/cold':>11}{'cached':>8}"

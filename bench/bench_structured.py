@@ -28,9 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bench.bench_prefix_cache import run_llama_server  # noqa: E402
 from bench.bench_serve import _sse_events, start_server  # noqa: E402
-from bench.peers import llama_server  # noqa: E402
+from bench.peers import measure_llama_server  # noqa: E402
 from schema_corpus import SCHEMAS  # noqa: E402
 
 
@@ -141,17 +140,11 @@ def main() -> None:
         proc.terminate()
         proc.wait(30)
 
-    binary = None if args.no_peer else llama_server(build=False)
-    if binary is None:
-        results["llama_server"] = {"skipped": "llama-server is not built (python bench/peers.py builds it)"}
-    else:
-        p, purl = run_llama_server(binary, str(resolved.path), args.threads, out_dir / "llama-server.log")
-        try:
-            run(purl, resolved.id, "warm up", 8)
-            results["llama_server"] = pairs(purl, resolved.id, args.repeats, args.max_tokens)
-        finally:
-            p.terminate()
-            p.wait(30)
+    def peer(purl: str) -> dict:
+        run(purl, resolved.id, "warm up", 8)
+        return pairs(purl, resolved.id, args.repeats, args.max_tokens)
+
+    results["llama_server"] = measure_llama_server(not args.no_peer, str(resolved.path), args.threads, out_dir, peer)
 
     print(f"\nmodel {resolved.id} ({results['file']}), {args.threads} threads, median of {args.repeats}, one request at a time")
     print(f"{'':14}{'case':10}{'tokens':>7}{'strict tok/s':>14}{'free tok/s':>12}{'strict/free':>13}{'valid':>7}")

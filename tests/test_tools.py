@@ -31,9 +31,10 @@ ASK = [{"role": "user", "content": "What's the weather like in Paris?"}]
 
 
 # -- parser ---------------------------------------------------------------------------------------
-def parse_in_pieces(text: str, seed: int) -> tuple[str, list[dict]]:
+def parse_in_pieces(text: str, seed: int, parser: ToolCallParser | None = None) -> tuple[str, list[dict]]:
+    """Feed ``text`` in random pieces of 1 to 7 characters."""
     rng = random.Random(seed)
-    p, content, calls, i = ToolCallParser(), [], [], 0
+    p, content, calls, i = parser or ToolCallParser(), [], [], 0
     while i < len(text):
         k = rng.randint(1, 7)
         c, new = p.feed(text[i : i + k])
@@ -69,19 +70,6 @@ def test_parser_any_split(text, content, names):
             assert isinstance(json.loads(c["arguments"]), dict)
 
 
-def parse_bare_in_pieces(text: str, seed: int) -> tuple[str, list[dict]]:
-    rng = random.Random(seed)
-    p, content, calls, i = ToolCallParser({"get_weather"}), [], [], 0
-    while i < len(text):
-        k = rng.randint(1, 5)
-        c, new = p.feed(text[i : i + k])
-        content.append(c)
-        calls += new
-        i += k
-    c, new = p.finish()
-    return "".join(content) + c, calls + new
-
-
 BARE = '{\n  "name": "get_weather",\n  "arguments": {\n    "city": "Paris"\n  }\n}'
 
 
@@ -100,7 +88,7 @@ BARE = '{\n  "name": "get_weather",\n  "arguments": {\n    "city": "Paris"\n  }\
 )
 def test_bare_json_call_in_auto_mode(text, is_call):
     for seed in range(10):
-        content, calls = parse_bare_in_pieces(text, seed)
+        content, calls = parse_in_pieces(text, seed, ToolCallParser({"get_weather"}))
         if is_call:
             assert content == "" and [c["name"] for c in calls] == ["get_weather"]
             assert json.loads(calls[0]["arguments"]) == {"city": "Paris"}
