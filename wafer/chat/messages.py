@@ -50,7 +50,9 @@ def to_template_messages(messages: list[dict]) -> list[dict]:
             d["name"] = m["name"]
         if role == "assistant":
             if m.get("reasoning") is not None:
-                d["reasoning"] = _text(m.get("reasoning"), f"messages.{i}")
+                # templates read it under different names: Qwen3 and GLM reasoning_content, gpt-oss thinking
+                text = _text(m.get("reasoning"), f"messages.{i}")
+                d["reasoning"] = d["reasoning_content"] = d["thinking"] = text
             if m.get("tool_calls"):
                 d["tool_calls"] = [
                     {

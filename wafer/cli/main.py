@@ -40,6 +40,11 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-slots", type=int, default=d.cache_slots,
                    help="sequence ids that may hold cache entries, beyond --parallel (total at most 256)")
     p.add_argument("--chat-template", metavar="FILE", help="Jinja chat template overriding the GGUF's")
+    p.add_argument("--reasoning-budget", metavar="low=N,medium=N,high=N", default=None,
+                   help="thinking tokens per reasoning_effort before wafer closes the thinking itself "
+                        "(default low=512,medium=2048,high=8192)")
+    p.add_argument("--accept-reasoning-content", action="store_true",
+                   help="accept assistant messages' reasoning_content (as reasoning) instead of Cerebras' 400")
     p.add_argument("--cache-dir", help="model cache directory (default: $WAFER_CACHE_DIR or XDG cache)")
     p.add_argument("--no-pull", action="store_true", help="fail instead of pulling a missing catalogue model")
     p.add_argument("--log-level", default="info")

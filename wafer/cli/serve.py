@@ -28,10 +28,11 @@ def engine_config(args):
 
 def build_registry(args):
     from ..models import DEFAULT_MODEL, resolve_model
-    from ..server.registry import Registry, ServedModel
+    from ..server.registry import Registry, ServedModel, ServeOptions
 
     template = Path(args.chat_template).read_text() if args.chat_template else None
-    registry = Registry()
+    registry = Registry(ServeOptions(reasoning_budgets=parse_budgets(args.reasoning_budget),
+                                     accept_reasoning_content=args.accept_reasoning_content))
     cache = Path(args.cache_dir) if args.cache_dir else None
     for spec in args.models or [DEFAULT_MODEL]:
         resolved = resolve_model(spec, cache_dir=cache, pull=not args.no_pull)
@@ -43,6 +44,19 @@ def build_registry(args):
             raise SystemExit(f"--alias expects ID=MODEL, got {a!r}")
         registry.alias(alias, target)
     return registry
+
+
+def parse_budgets(spec: str | None) -> dict[str, int]:
+    """``low=512,medium=2048,high=8192`` over the defaults (EFFORT_BUDGETS)."""
+    from ..chat.reasoning import EFFORT_BUDGETS
+
+    budgets = dict(EFFORT_BUDGETS)
+    for part in filter(None, (spec or "").split(",")):
+        level, sep, value = part.partition("=")
+        if not sep or level not in ("low", "medium", "high") or not value.isdigit():
+            raise SystemExit(f"--reasoning-budget expects low=N,medium=N,high=N, got {part!r}")
+        budgets[level] = int(value)
+    return budgets
 
 
 def run_serve(args) -> int:

@@ -81,6 +81,7 @@ class Engine:
                                    cache_slots, prefill_budget=cfg.prefill_budget)
         self.pieces = self.model.pieces
         self.grammars = Grammars(self.model)
+        self._special_sets: dict[frozenset[int], list[bytes]] = {}
         self.eog = self.model.eog
         self._inbox: list[tuple[str, Any]] = []
         self._lock = threading.Lock()
@@ -118,6 +119,19 @@ class Engine:
                 f"({self.kv_cells} cells); lower n or max_completion_tokens."
             )
 
+    def _pieces_for(self, special: frozenset[int]) -> list[bytes]:
+        """The output pieces of each token, with ``special`` control tokens rendered as their text."""
+        if not special:
+            return self.pieces
+        with self._lock:
+            pieces = self._special_sets.get(special)
+            if pieces is None:
+                pieces = list(self.pieces)
+                for t in special:
+                    pieces[t] = self.model.special_pieces[t]
+                self._special_sets[special] = pieces
+        return pieces
+
     def submit(
         self,
         prompt: list[int],
@@ -131,7 +145,7 @@ class Engine:
             raise ContextOverflow("The prompt is empty: at least one token is needed.")
         self.check_fits(len(prompt), params)
         req = Request(prompt, params, sink, self.ctx_size, request_id, arrival)
-        req.build(self.pieces, self.model.eog_ids, self.grammars)
+        req.build(self._pieces_for(params.render_special), self.model.eog_ids, self.grammars)
         req.output = OutputText(params.stop)
         with self._lock:
             if len(self.scheduler.waiting) + sum(1 for k, _ in self._inbox if k == "add") >= self.config.max_waiting:
@@ -323,24 +337,59 @@ class Engine:
                 LogprobEntry(tok, text(tok), float(ls[tok]), [(int(t), text(t), float(ls[t])) for t in top])
             )
 
+    def _force(self, s: Sequence, tokens: list[int], events: dict) -> None:
+        """Append tokens the model did not sample (closing a spent thinking budget); they are computed
+        at the next step, and the token after them is sampled then."""
+        req = s.req
+        out: OutputText = req.output
+        stopped = False
+        for tok in tokens[: req.max_new - s.num_generated]:
+            s.tokens.append(tok)
+            s.reasoning.feed(tok)
+            self.tokens_generated += 1
+            stopped = out.append(s, tok, None)
+            if stopped:
+                s.finish_reason = "stop"
+                break
+        if not s.finished and s.num_generated >= req.max_new:
+            s.finish_reason = "length"
+        if s.finished:
+            out.finish(s, stopped)
+            self.scheduler.release(s)
+        d = out.delta(s, s.finished)
+        events.setdefault(req, [])
+        if d is not None:
+            events[req].append(d)
+
     def _sample(self, s: Sequence, logits, events: dict) -> None:
         req = s.req
+        rt = s.reasoning
+        if rt is not None:
+            forced = rt.closing()
+            if forced:
+                self._force(s, forced, events)
+                return
         block_eog = req.params.ignore_eos or s.num_generated < req.min_new
-        g = s.grammar
+        # a grammar constrains the answer only, not the thinking before it
+        g = s.grammar if rt is None or rt.content or rt.may_open else None
         allowed = None
         if g is not None:
             allowed = g.allowed()
+            if rt is not None and rt.may_open:  # the model may still choose to think first
+                allowed.allow(rt.spec.open_id)
             if not allowed.any():  # cannot happen with a sound grammar; never sample from nothing
                 log.warning("grammar allows no token (%s); sampling unconstrained", g.error or "no error")
                 allowed = None
             elif block_eog and not allowed.bool()[~self.eog].any():  # the grammar is complete: it ends here
                 block_eog = False
         tok, lp = s.sampler.sample(logits, block_eog, allowed)
-        if g is not None and not self.eog[tok]:
+        if g is not None and not self.eog[tok] and not (rt is not None and rt.may_open and tok == rt.spec.open_id):
             vetted = g.vet(tok, req.max_new - s.num_generated)
             if vetted != tok:
                 tok, lp = vetted, s.sampler.override(logits, tok, vetted)
             g.consume(tok)
+        if rt is not None:
+            rt.feed(tok)
         s.tokens.append(tok)
         self.tokens_generated += 1
         out: OutputText = req.output

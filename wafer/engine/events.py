@@ -28,6 +28,7 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
+    reasoning_tokens: int | None = None  # None: not a reasoning request
 
     @property
     def total_tokens(self) -> int:

@@ -227,6 +227,11 @@ class TokenMask:
         self.n = n
         self._bool: np.ndarray | None = None
 
+    def allow(self, token: int) -> None:
+        """Also allow ``token`` (the mask is this step's own copy)."""
+        self.bits[token >> 5] |= np.int32(np.uint32(1 << (token & 31)).view(np.int32))
+        self._bool = None
+
     def allows(self, token: int) -> bool:
         return bool((int(self.bits[token >> 5]) >> (token & 31)) & 1)
 

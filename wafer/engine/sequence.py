@@ -17,6 +17,7 @@ import numpy as np
 from .detokenizer import IncrementalDetokenizer
 from .events import LogprobEntry, TimeInfo, Usage
 from .grammar import Grammar, Grammars, GrammarState
+from .reasoning import HarmonySpec, HarmonyTracker, ThinkSpec, ThinkTracker
 from .sampler import SamplingParams, SequenceSampler
 
 
@@ -33,6 +34,8 @@ class GenerationParams:
     prompt_logprobs: bool = False  # completions with echo + logprobs
     ignore_eos: bool = False
     grammar: Grammar | None = None  # constrains every sequence of the request (compiled by Grammars)
+    reasoning: ThinkSpec | HarmonySpec | None = None  # a reasoning model's segments (budget, counts, grammar gating)
+    render_special: frozenset[int] = frozenset()  # control tokens whose text is part of the output (Harmony)
 
 
 class Sequence:
@@ -58,6 +61,7 @@ class Sequence:
         self.finish_reason: str | None = None
         self.cum_logprob = 0.0
         self.grammar: GrammarState | None = None
+        self.reasoning: ThinkTracker | HarmonyTracker | None = None
 
     @property
     def num_generated(self) -> int:
@@ -121,6 +125,8 @@ class Request:
                 s.parent = self.seqs[0]
             if self.params.grammar is not None and grammars is not None:
                 s.grammar = grammars.state(self.params.grammar)
+            if self.params.reasoning is not None:
+                s.reasoning = self.params.reasoning.tracker()
             self.seqs.append(s)
 
     @property
@@ -132,6 +138,7 @@ class Request:
             prompt_tokens=len(self.prompt),
             completion_tokens=sum(s.num_generated for s in self.seqs),
             cached_tokens=self.cached_tokens or 0,
+            reasoning_tokens=sum(s.reasoning.tokens for s in self.seqs) if self.params.reasoning else None,
         )
 
     def time_info(self) -> TimeInfo:

@@ -77,6 +77,9 @@ def _format_error(err: dict) -> str:
         path = _path(loc)
         if len(loc) == 1:
             path = "body." + path
+        if loc and loc[-1] == "reasoning_content":  # a common mistake: say what to send instead
+            return (f"{path}: property '{path}' is unsupported; send the assistant's earlier reasoning back "
+                    f"as 'reasoning' (reasoning_content is another provider's field name)")
         return f"{path}: property '{path}' is unsupported"
     path = _path(loc) or "body"
     msg = str(err.get("msg") or "Invalid value")

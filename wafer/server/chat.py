@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 from functools import partial
 from typing import AsyncIterator
 
@@ -11,6 +12,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..chat.messages import UnsupportedContent, add_system_text, to_template_messages
+from ..chat.reasoning import CLOSE as THINK_CLOSE
+from ..chat.reasoning import OPEN as THINK_OPEN
+from ..chat.reasoning import (
+    ReasoningParser,
+    clear_earlier_thinking,
+    engine_spec,
+    output_format,
+    template_kwargs,
+    thinking_budget,
+    thinking_on,
+)
 from ..chat.structured import json_grammar, response_format_grammar, schema_guidance
 from ..chat.template import TemplateError
 from ..chat.tools import ToolCallParser, ToolPlan, apply_fallback, plan_tools, supports_tool_calls
@@ -29,8 +41,10 @@ from .submit import find_model, submit, usage_of
 router = APIRouter()
 
 
-def render_prompt(served: ServedModel, req, plan: ToolPlan, guidance: str | None = None) -> list[int]:
-    """Chat template -> prompt token ids (tools rendered natively or with wafer's fallback)."""
+def render_prompt(served: ServedModel, req, plan: ToolPlan, guidance: str | None = None,
+                  accept_reasoning_content: bool = False) -> tuple[list[int], str]:
+    """Chat template -> (prompt token ids, prompt text); tools rendered natively or with wafer's
+    fallback, a reasoning family's switches passed to the template."""
     try:
         messages = to_template_messages([m.model_dump(exclude_none=True) for m in req.messages])
     except UnsupportedContent as e:
@@ -40,11 +54,15 @@ def render_prompt(served: ServedModel, req, plan: ToolPlan, guidance: str | None
         messages = apply_fallback(messages, plan.tools)
     if guidance:
         messages = add_system_text(messages, guidance)
+    kwargs = {}
+    if served.reasoning is not None:
+        kwargs = template_kwargs(served.reasoning, req)
+        messages = clear_earlier_thinking(messages, kwargs["clear_thinking"])
     try:
-        text = served.template.render(messages, tools=tools, add_generation_prompt=True)
+        text = served.template.render(messages, tools=tools, add_generation_prompt=True, **kwargs)
     except TemplateError as e:
         raise bad_request(f"The model's chat template rejected the messages: {e}", "messages")
-    return served.engine.tokenize(text, add_special=False, parse_special=True)
+    return served.engine.tokenize(text, add_special=False, parse_special=True), text
 
 
 async def compile_grammar(served: ServedModel, text: str | None, param: str) -> Grammar | None:
@@ -66,13 +84,36 @@ def _strict_args_valid(grammars: Grammars, schemas: dict[str, dict], call: dict)
     return m.consume_tokens(grammars.tokenizer.tokenize_str(call["arguments"])) and m.is_accepting()
 
 
-class ChoiceOutput:
-    """One choice's output: content, and tool calls parsed out of it when the request has tools."""
+@dataclass
+class Piece:
+    """What one engine delta of a choice becomes on the wire."""
 
-    def __init__(self, plan: ToolPlan, grammars: Grammars | None = None):
+    content: str = ""
+    reasoning: str = ""
+    calls: list[R.ToolCall] = field(default_factory=list)
+    logprobs: list[LogprobEntry] = field(default_factory=list)
+    reasoning_logprobs: list[LogprobEntry] = field(default_factory=list)
+
+    def __iadd__(self, other: "Piece") -> "Piece":
+        self.content += other.content
+        self.reasoning += other.reasoning
+        self.calls += other.calls
+        self.logprobs += other.logprobs
+        self.reasoning_logprobs += other.reasoning_logprobs
+        return self
+
+
+class ChoiceOutput:
+    """One choice's output: reasoning split off (per ``reasoning_format``), then tool calls parsed out of
+    the content when the request has tools."""
+
+    def __init__(self, plan: ToolPlan, grammars: Grammars | None = None, reasoning: tuple | None = None):
         check = partial(_strict_args_valid, grammars, plan.strict_args) if grammars and plan.strict_args else None
         self.parser = ToolCallParser(plan.bare_names, check) if plan.parse else None
         self.ncalls = 0
+        self.family, self.fmt, inside = reasoning if reasoning else (None, None, False)
+        self.thinking = ReasoningParser(self.family, inside) if self.family else None
+        self.raw_open = False
 
     def _calls(self, calls: list[dict]) -> list[R.ToolCall]:
         out = []
@@ -82,18 +123,57 @@ class ChoiceOutput:
             self.ncalls += 1
         return out
 
-    def feed(self, text: str) -> tuple[str, list[R.ToolCall]]:
-        if self.parser is None:
-            return text, []
-        content, calls = self.parser.feed(text)
-        return content, self._calls(calls)
+    def _segments(self, segments: list[tuple[str, str]], logprobs: list[LogprobEntry], was_reasoning: bool) -> Piece:
+        p = Piece()
+        content = []
+        for kind, text in segments:
+            if kind == "content":
+                content.append(text)
+            elif self.fmt == "raw":  # reasoning in the content, with the family's wrapper
+                if not self.family.harmony:
+                    if kind == "reasoning" and not self.raw_open:
+                        content.append(THINK_OPEN)
+                        self.raw_open = True
+                    elif kind == "close" and self.raw_open:
+                        text, self.raw_open = THINK_CLOSE, False
+                content.append(text)
+            elif kind == "reasoning" and self.fmt in ("parsed", "text_parsed"):
+                p.reasoning += text
+        p.content = "".join(content)
+        if self.fmt == "parsed" and was_reasoning:
+            p.reasoning_logprobs = logprobs
+        elif not (self.fmt == "hidden" and was_reasoning):
+            p.logprobs = logprobs
+        return p
 
-    def finish(self, reason: str | None) -> tuple[str, list[R.ToolCall], str | None]:
-        content, calls = self.parser.finish() if self.parser is not None else ("", [])
-        calls = self._calls(calls)
+    def _tools(self, p: Piece, final: bool) -> Piece:
+        if self.parser is not None:
+            text, calls = self.parser.feed(p.content)
+            if final:
+                rest, more = self.parser.finish()
+                text, calls = text + rest, calls + more
+            p.content, p.calls = text, self._calls(calls)
+        return p
+
+    def feed(self, text: str, logprobs: list[LogprobEntry] = ()) -> Piece:
+        logprobs = list(logprobs)
+        if self.thinking is None:
+            return self._tools(Piece(content=text, logprobs=logprobs), False)
+        was = self.thinking.reasoning
+        segments = self.thinking.feed(text)
+        return self._tools(self._segments(segments, logprobs, was or self.thinking.reasoning), False)
+
+    def finish(self, reason: str | None) -> tuple[Piece, str | None]:
+        p = Piece()
+        if self.thinking is not None:
+            p = self._segments(self.thinking.finish(), [], self.thinking.reasoning)
+            if self.raw_open:  # thinking cut by the token limit: close the wrapper
+                p.content += THINK_CLOSE
+                self.raw_open = False
+        p = self._tools(p, True)
         if self.ncalls and reason == "stop":
             reason = "tool_calls"
-        return content, calls, reason
+        return p, reason
 
 
 def chat_logprobs(served: ServedModel, entries: list[LogprobEntry]) -> R.ChatLogprobs:
@@ -115,21 +195,31 @@ def chat_logprobs(served: ServedModel, entries: list[LogprobEntry]) -> R.ChatLog
 async def chat_completions(request: Request) -> Response:
     arrival = time.time()
     version = api_version(request)
-    req = parse_chat_request(await read_json(request), version=version)
+    options = request.app.state.registry.options
+    body = await read_json(request)
+    if options.accept_reasoning_content:
+        body = reasoning_content_as_reasoning(body)
+    req = parse_chat_request(body, version=version)
     served = find_model(request, req.model)
     plan = plan_tools(req, served.template.source, served.tool_tokens, version)
     fmt_grammar = response_format_grammar(req.response_format, version)
-    prompt = render_prompt(served, req, plan, schema_guidance(req.response_format))
+    prompt, text = render_prompt(served, req, plan, schema_guidance(req.response_format))
     params = chat_params(req, served.engine.model.n_vocab)
-    if plan.grammar is not None:
-        params.grammar = await compile_grammar(served, plan.grammar, "tools")
-    else:
-        params.grammar = await compile_grammar(served, fmt_grammar, "response_format")
+    params.grammar = await compile_grammar(served, plan.grammar or fmt_grammar, "tools" if plan.grammar else "response_format")
+    reasoning = None
+    family = served.reasoning
+    if family is not None:
+        fmt = output_format(family, req)
+        budget = thinking_budget(family, req, options.reasoning_budgets)
+        tokenize = partial(served.engine.tokenize, add_special=False, parse_special=True)
+        params.reasoning, params.render_special = engine_spec(family, tokenize, text, thinking_on(req), budget)
+        if params.reasoning is not None:
+            reasoning = (family, fmt, getattr(params.reasoning, "inside", False))
     rid = R.new_chat_id()
     stream = EngineStream(served.engine)
     submit(stream, prompt, params, rid, arrival)
     meta = dict(id=rid, created=int(arrival), model=req.model, system_fingerprint=served.fingerprint)
-    outs = [ChoiceOutput(plan, served.engine.grammars) for _ in range(params.n)]
+    outs = [ChoiceOutput(plan, served.engine.grammars, reasoning) for _ in range(params.n)]
     if req.stream:
         return SSEResponse(_sse(served, stream, meta, outs, bool(req.logprobs)), stream)
     result = await until_done_or_disconnect(request, _collect(served, stream, meta, outs, bool(req.logprobs)))
@@ -138,42 +228,47 @@ async def chat_completions(request: Request) -> Response:
     return Response(R.dump(result), media_type="application/json")
 
 
+def reasoning_content_as_reasoning(body):
+    """``--accept-reasoning-content``: assistant messages' ``reasoning_content`` read as ``reasoning``."""
+    if isinstance(body, dict) and isinstance(body.get("messages"), list):
+        for m in body["messages"]:
+            if isinstance(m, dict) and m.get("role") == "assistant" and "reasoning_content" in m:
+                rc = m.pop("reasoning_content")
+                m.setdefault("reasoning", rc)
+    return body
+
+
 async def _collect(
     served: ServedModel, stream: EngineStream, meta: dict, outs: list[ChoiceOutput], want_lp: bool
 ) -> R.ChatCompletion:
     n = len(outs)
-    texts: list[list[str]] = [[] for _ in range(n)]
-    calls: list[list[R.ToolCall]] = [[] for _ in range(n)]
-    lps: list[list[LogprobEntry]] = [[] for _ in range(n)]
+    pieces = [Piece() for _ in range(n)]
     finish: list[str | None] = [None] * n
     done: RequestDone | None = None
     async for _, evs in stream.events():
         for ev in evs:
             if isinstance(ev, ChoiceDelta):
                 out = outs[ev.index]
-                content, new = out.feed(ev.text)
-                texts[ev.index].append(content)
-                calls[ev.index] += new
-                lps[ev.index].extend(ev.logprobs)
+                pieces[ev.index] += out.feed(ev.text, ev.logprobs)
                 if ev.finish_reason:
-                    content, new, finish[ev.index] = out.finish(ev.finish_reason)
-                    texts[ev.index].append(content)
-                    calls[ev.index] += new
+                    rest, finish[ev.index] = out.finish(ev.finish_reason)
+                    pieces[ev.index] += rest
             elif isinstance(ev, RequestDone):
                 done = ev
             elif isinstance(ev, RequestFailed):
                 raise APIError(ev.status, ev.message, ev.type, None, ev.code)
     assert done is not None
     choices = []
-    for i in range(n):
-        content = "".join(texts[i])
-        tool_calls = [c.model_copy(update={"index": None}) for c in calls[i]] or None
+    for i, p in enumerate(pieces):
+        tool_calls = [c.model_copy(update={"index": None}) for c in p.calls] or None
         choices.append(
             R.Choice(
                 finish_reason=finish[i],
                 index=i,
-                message=R.Message(content=content if content or not tool_calls else None, tool_calls=tool_calls),
-                logprobs=chat_logprobs(served, lps[i]) if want_lp else None,
+                message=R.Message(content=p.content if p.content or not (tool_calls or p.reasoning) else None,
+                                  reasoning=p.reasoning or None, tool_calls=tool_calls),
+                logprobs=chat_logprobs(served, p.logprobs) if want_lp else None,
+                reasoning_logprobs=chat_logprobs(served, p.reasoning_logprobs) if want_lp and p.reasoning_logprobs else None,
             )
         )
     return R.ChatCompletion(choices=choices, usage=usage_of(done), time_info=R.TimeInfo(**done.time_info.__dict__), **meta)
@@ -185,12 +280,14 @@ async def _sse(
     def chunk(choices, **extra) -> bytes:
         return R.sse(R.ChatCompletionChunk(choices=choices, **meta, **extra))
 
-    def delta(i: int, content: str, calls: list[R.ToolCall], logprobs: list[LogprobEntry]) -> bytes | None:
-        if not (content or calls or logprobs):
+    def delta(i: int, p: Piece) -> bytes | None:
+        if not (p.content or p.reasoning or p.calls or p.logprobs or p.reasoning_logprobs):
             return None
-        d = R.Delta(content=content if content or not calls else None, tool_calls=calls or None)
-        lp = chat_logprobs(served, logprobs) if want_lp and logprobs else None
-        return chunk([R.ChunkChoice(delta=d, index=i, logprobs=lp)])
+        content = p.content if p.content or not (p.reasoning or p.calls) else None
+        d = R.Delta(content=content, reasoning=p.reasoning or None, tool_calls=p.calls or None)
+        lp = chat_logprobs(served, p.logprobs) if want_lp and p.logprobs else None
+        rlp = chat_logprobs(served, p.reasoning_logprobs) if want_lp and p.reasoning_logprobs else None
+        return chunk([R.ChunkChoice(delta=d, index=i, logprobs=lp, reasoning_logprobs=rlp)])
 
     try:
         for i in range(len(outs)):
@@ -202,12 +299,12 @@ async def _sse(
             for ev in evs:
                 if isinstance(ev, ChoiceDelta):
                     o = outs[ev.index]
-                    content, calls = o.feed(ev.text)
+                    p = o.feed(ev.text, ev.logprobs)
                     if ev.finish_reason:
-                        rest, more, reason = o.finish(ev.finish_reason)
-                        content, calls = content + rest, calls + more
+                        rest, reason = o.finish(ev.finish_reason)
+                        p += rest
                         pending.append((ev.index, reason))
-                    c = delta(ev.index, content, calls, ev.logprobs)
+                    c = delta(ev.index, p)
                     if c is not None:
                         out.append(c)
                 elif isinstance(ev, RequestDone):

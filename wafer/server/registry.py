@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ..chat.reasoning import EFFORT_BUDGETS, Family, detect_family
 from ..chat.tools import CLOSE, OPEN
 from ..chat.template import ChatTemplate, template_for_model
 from ..engine.engine import Engine, EngineConfig
@@ -20,6 +21,7 @@ class ServedModel:
     created: int = field(default_factory=lambda: int(time.time()))
     fingerprint: str = ""
     tool_tokens: dict[str, int] | None = None  # <tool_call>/</tool_call> when each is one special token
+    reasoning: Family | None = None  # the reasoning family of the chat template, if any
 
     @classmethod
     def load(cls, model_id: str, path: str, config: EngineConfig, chat_template: str | None = None) -> "ServedModel":
@@ -27,7 +29,8 @@ class ServedModel:
         m = engine.model
         template = template_for_model(m.metadata, m.token_text(m.bos_id), m.token_text(m.eos_id), chat_template)
         threading.Thread(target=engine.grammars.warm, daemon=True).start()
-        return cls(id=model_id, path=path, engine=engine, template=template, tool_tokens=_tool_tokens(engine))
+        return cls(id=model_id, path=path, engine=engine, template=template, tool_tokens=_tool_tokens(engine),
+                   reasoning=detect_family(template.source))
 
 
 def _tool_tokens(engine: Engine) -> dict[str, int] | None:
@@ -40,10 +43,19 @@ def _tool_tokens(engine: Engine) -> dict[str, int] | None:
     return ids
 
 
+@dataclass
+class ServeOptions:
+    """Server-wide request handling choices (``wafer serve`` flags)."""
+
+    reasoning_budgets: dict[str, int] = field(default_factory=lambda: dict(EFFORT_BUDGETS))
+    accept_reasoning_content: bool = False  # map messages' reasoning_content to reasoning instead of a 400
+
+
 class Registry:
-    def __init__(self) -> None:
+    def __init__(self, options: ServeOptions | None = None) -> None:
         self.models: dict[str, ServedModel] = {}
         self.aliases: dict[str, str] = {}
+        self.options = options or ServeOptions()
 
     def add(self, model: ServedModel) -> None:
         if model.id in self.models or model.id in self.aliases:

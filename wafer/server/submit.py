@@ -31,4 +31,5 @@ def submit(stream: EngineStream, prompt: list[int], params: GenerationParams, ri
 
 def usage_of(done: RequestDone) -> R.Usage:
     u = done.usage
-    return R.Usage.make(u.prompt_tokens, u.completion_tokens, cached_tokens=u.cached_tokens)
+    return R.Usage.make(u.prompt_tokens, u.completion_tokens, cached_tokens=u.cached_tokens,
+                        reasoning_tokens=u.reasoning_tokens)
