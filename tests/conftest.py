@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -167,20 +168,18 @@ def qwen_server(tmp_path_factory):
     s.stop()
 
 
+@contextmanager
 def sdk_clients(url: str):
-    """The official Cerebras and OpenAI clients for a server."""
+    """The official Cerebras and OpenAI clients for a server, closed afterwards."""
     import openai
     from cerebras.cloud.sdk import Cerebras
 
-    return (
-        Cerebras(api_key="test-key", base_url=url, _strict_response_validation=True, max_retries=0),
-        openai.OpenAI(api_key="test-key", base_url=url + "/v1", max_retries=0),
-    )
+    with Cerebras(api_key="test-key", base_url=url, _strict_response_validation=True, max_retries=0) as cb, \
+            openai.OpenAI(api_key="test-key", base_url=url + "/v1", max_retries=0) as oa:
+        yield cb, oa
 
 
 @pytest.fixture(scope="session")
 def qwen_clients(qwen_server):
-    cb, oa = sdk_clients(qwen_server.url)
-    yield cb, oa
-    cb.close()
-    oa.close()
+    with sdk_clients(qwen_server.url) as clients:
+        yield clients

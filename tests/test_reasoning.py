@@ -126,10 +126,8 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clients(tiny):
-    cb, oa = sdk_clients(tiny.url)
-    yield cb, oa
-    cb.close()
-    oa.close()
+    with sdk_clients(tiny.url) as c:
+        yield c
 
 
 def model_id(name: str) -> str:
@@ -295,3 +293,20 @@ def test_non_reasoning_model_ignores_reasoning_parameters(cerebras):
                                          disable_reasoning=False, clear_thinking=True)
     assert r.choices[0].message.content == plain.choices[0].message.content
     assert r.choices[0].message.reasoning is None and r.usage.completion_tokens_details is None
+
+
+def test_qwen3_renders_the_current_turns_reasoning(tiny):
+    """Qwen3 keeps reasoning of assistant turns after the last user message, in its <think> form."""
+    import httpx
+
+    def prompt_tokens(messages):
+        r = httpx.post(tiny.url + "/v1/chat/completions", json={
+            "model": model_id("qwen3"), "messages": messages, "max_completion_tokens": 1})
+        assert r.status_code == 200, r.text
+        return r.json()["usage"]["prompt_tokens"]
+
+    user = {"role": "user", "content": "a"}
+    plain = {"role": "assistant", "content": "b"}
+    thought = {"role": "assistant", "content": "b", "reasoning": "step one then step two"}
+    assert prompt_tokens([user, thought]) > prompt_tokens([user, plain])  # current turn: rendered
+    assert prompt_tokens([user, thought, user]) == prompt_tokens([user, plain, user])  # earlier turn: dropped

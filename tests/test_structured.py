@@ -36,20 +36,14 @@ def ask(client, model: str, prompt: str, **kw):
 
 def run_corpus(url: str, model: str) -> dict[str, tuple[str, str]]:
     """Every corpus schema at once (continuous batching), alternating the two official clients."""
-    cb, oa = sdk_clients(url)
+    with sdk_clients(url) as clients, ThreadPoolExecutor(8) as pool:
 
-    def one(i: int):
-        name, schema, prompt = SCHEMAS[i]
-        client = cb if i % 2 == 0 else oa
-        r = ask(client, model, prompt, response_format=rf(schema), max_completion_tokens=160)
-        return name, (r.choices[0].message.content, r.choices[0].finish_reason)
+        def one(i: int):
+            name, schema, prompt = SCHEMAS[i]
+            r = ask(clients[i % 2], model, prompt, response_format=rf(schema), max_completion_tokens=160)
+            return name, (r.choices[0].message.content, r.choices[0].finish_reason)
 
-    try:
-        with ThreadPoolExecutor(8) as pool:
-            return dict(pool.map(one, range(len(SCHEMAS))))
-    finally:
-        cb.close()
-        oa.close()
+        return dict(pool.map(one, range(len(SCHEMAS))))
 
 
 @pytest.fixture(scope="module")
