@@ -43,6 +43,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reasoning-budget", metavar="low=N,medium=N,high=N", default=None,
                    help="thinking tokens per reasoning_effort before wafer closes the thinking itself "
                         "(default low=512,medium=2048,high=8192)")
+    p.add_argument("--speculate", choices=["off", "ngram"], default="off",
+                   help="ngram: requests without a prediction draft from their own prompt (prompt lookup decoding)")
     p.add_argument("--accept-reasoning-content", action="store_true",
                    help="accept assistant messages' reasoning_content (as reasoning) instead of Cerebras' 400")
     p.add_argument("--cache-dir", help="model cache directory (default: $WAFER_CACHE_DIR or XDG cache)")

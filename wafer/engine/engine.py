@@ -265,7 +265,9 @@ class Engine:
             if req.admitted is None:
                 req.admitted = now
             toks = s.tokens[w.start : w.end]
-            if req.params.prompt_logprobs and s.index == 0 and w.start == len(req.prompt_logprobs) - (w.start > 0):
+            if w.draft:
+                rows.append((w, batch.add_all_logits(s.slot, toks + w.draft, w.start), False))
+            elif req.params.prompt_logprobs and s.index == 0 and w.start == len(req.prompt_logprobs) - (w.start > 0):
                 rows.append((w, batch.add_all_logits(s.slot, toks, w.start), True))
             else:
                 rows.append((w, batch.add(s.slot, toks, w.start, w.samples), False))
@@ -284,6 +286,9 @@ class Engine:
                 row = row + (w.end - w.start - 1)
             s.num_computed = w.end
             self.cache.insert(s)
+            if w.draft:
+                self._verify(s, w.draft, row, events)
+                continue
             if not w.samples:
                 continue
             logits = self.ctx.logits(row)
@@ -302,6 +307,26 @@ class Engine:
                 self._emit(req, evs)
         for req in finished:
             self._finish(req, events[req])
+
+    def _verify(self, s: Sequence, draft: list[int], row: int, events: dict) -> None:
+        """Sample each drafted position in turn, as plain decoding would, while the draft agrees; then
+        drop the KV cells of the rejected draft tokens."""
+        s.verifying = True
+        accepted = 0
+        for i in range(len(draft) + 1):
+            before = len(s.tokens)
+            self._sample(s, self.ctx.logits(row + i), events)
+            if s.finished or len(s.tokens) != before + 1 or i == len(draft) or s.tokens[-1] != draft[i]:
+                break
+            accepted += 1
+        s.verifying = False
+        keep = s.num_computed + accepted  # the last token's cell and the accepted drafts' cells
+        self.ctx.seq_rm(s.slot, keep, -1)
+        s.num_computed = keep
+        self.cache.insert(s)
+        s.drafter.update(draft, accepted)
+        if s.finished:
+            self.scheduler.release(s)
 
     def _decode_failed(self, status: int, work: list[Work]) -> None:
         if status == 1 and len(self.scheduler.running) > 1:
@@ -355,7 +380,8 @@ class Engine:
             s.finish_reason = "length"
         if s.finished:
             out.finish(s, stopped)
-            self.scheduler.release(s)
+            if not s.verifying:
+                self.scheduler.release(s)
         d = out.delta(s, s.finished)
         events.setdefault(req, [])
         if d is not None:
@@ -407,7 +433,8 @@ class Engine:
                 s.finish_reason = "length"
         if s.finished:
             out.finish(s, stopped)
-            self.scheduler.release(s)
+            if not s.verifying:
+                self.scheduler.release(s)
         d = out.delta(s, s.finished)
         if d is not None:
             events.setdefault(req, []).append(d)

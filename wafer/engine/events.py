@@ -29,6 +29,8 @@ class Usage:
     completion_tokens: int
     cached_tokens: int = 0
     reasoning_tokens: int | None = None  # None: not a reasoning request
+    accepted_prediction_tokens: int | None = None  # None: no prediction
+    rejected_prediction_tokens: int | None = None
 
     @property
     def total_tokens(self) -> int:

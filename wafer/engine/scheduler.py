@@ -15,7 +15,7 @@ kept, so it resumes where it stopped, usually without recomputing much.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +28,7 @@ class Work:
     seq: Sequence
     start: int
     end: int
+    draft: list[int] = field(default_factory=list)  # tokens to verify after the sequence's next one
 
     @property
     def samples(self) -> bool:
@@ -191,6 +192,15 @@ class Scheduler:
         # A big prefill chunk stalls every decoding stream for its duration; with none, use more.
         budget = (self.token_budget if decoding else self.prefill_budget) - len(work)
         scheduled = len(work)
+        free = self.kv_cells - self.used_cells - scheduled  # drafts never evict anything
+        for w in work:
+            d = w.seq.drafter
+            if d is not None and budget > 0 and free > 0:
+                s = w.seq
+                w.draft = d.propose(s.tokens[s.num_prompt :], min(budget, free, s.req.max_new - s.num_generated - 1))
+                budget -= len(w.draft)
+                free -= len(w.draft)
+                scheduled += len(w.draft)
 
         def chunk(s: Sequence) -> bool:
             """Schedule a prefill chunk of ``s``; False when the KV cache is full."""

@@ -19,6 +19,7 @@ from .events import LogprobEntry, TimeInfo, Usage
 from .grammar import Grammar, Grammars, GrammarState
 from .reasoning import HarmonySpec, HarmonyTracker, ThinkSpec, ThinkTracker
 from .sampler import SamplingParams, SequenceSampler
+from .speculate import Drafter
 
 
 @dataclass
@@ -36,6 +37,8 @@ class GenerationParams:
     grammar: Grammar | None = None  # constrains every sequence of the request (compiled by Grammars)
     reasoning: ThinkSpec | HarmonySpec | None = None  # a reasoning model's segments (budget, counts, grammar gating)
     render_special: frozenset[int] = frozenset()  # control tokens whose text is part of the output (Harmony)
+    prediction: list[int] | None = None  # predicted output tokens: drafts for speculative verification
+    speculate_ngram: bool = False  # draft from the prompt (prompt lookup decoding)
 
 
 class Sequence:
@@ -62,6 +65,8 @@ class Sequence:
         self.cum_logprob = 0.0
         self.grammar: GrammarState | None = None
         self.reasoning: ThinkTracker | HarmonyTracker | None = None
+        self.drafter: Drafter | None = None
+        self.verifying = False  # inside a draft verification: the engine releases the slot afterwards
 
     @property
     def num_generated(self) -> int:
@@ -127,6 +132,10 @@ class Request:
                 s.grammar = grammars.state(self.params.grammar)
             if self.params.reasoning is not None:
                 s.reasoning = self.params.reasoning.tracker()
+            if self.params.prediction:
+                s.drafter = Drafter(self.params.prediction)
+            elif self.params.speculate_ngram:
+                s.drafter = Drafter(self.prompt, follow=False)
             self.seqs.append(s)
 
     @property
@@ -134,11 +143,18 @@ class Request:
         return sum(s.kv_cells for s in self.seqs if s.slot is not None)
 
     def usage(self) -> Usage:
+        for s in self.seqs:
+            if s.drafter is not None:
+                s.drafter.account(s.tokens[s.num_prompt :])
+        accepted = sum(s.drafter.matched for s in self.seqs if s.drafter is not None)
         return Usage(
             prompt_tokens=len(self.prompt),
             completion_tokens=sum(s.num_generated for s in self.seqs),
             cached_tokens=self.cached_tokens or 0,
             reasoning_tokens=sum(s.reasoning.tokens for s in self.seqs) if self.params.reasoning else None,
+            accepted_prediction_tokens=accepted if self.params.prediction else None,
+            # OpenAI's definition: tokens of the prediction that are not in the output
+            rejected_prediction_tokens=len(self.params.prediction) - accepted if self.params.prediction else None,
         )
 
     def time_info(self) -> TimeInfo:

@@ -218,6 +218,10 @@ def check_chat_request(req: ChatCompletionRequest, version: int = 1) -> None:
         if name not in {t.function.name for t in req.tools}:
             raise bad_request(f"tool_choice: function {name!r} is not among \"tools\"", param="tool_choice")
     _check_logit_bias(req.logit_bias)
+    if req.prediction is not None:
+        for field, bad in (("n", (req.n or 1) > 1), ("logprobs", bool(req.logprobs)), ("tools", bool(req.tools))):
+            if bad:
+                raise bad_request(f'"prediction" cannot be used with "{field}"', param="prediction")
     if version >= 2:
         if req.tool_choice is not None and not req.tools:
             raise bad_request('"tool_choice" is only allowed when "tools" are given', param="tool_choice")

@@ -205,6 +205,10 @@ async def chat_completions(request: Request) -> Response:
     fmt_grammar = response_format_grammar(req.response_format, version)
     prompt, text = render_prompt(served, req, plan, schema_guidance(req.response_format))
     params = chat_params(req, served.engine.model.n_vocab)
+    if req.prediction is not None:
+        params.prediction = served.engine.tokenize(req.prediction.text, add_special=False, parse_special=False)
+    else:
+        params.speculate_ngram = options.speculate_ngram
     params.grammar = await compile_grammar(served, plan.grammar or fmt_grammar, "tools" if plan.grammar else "response_format")
     reasoning = None
     family = served.reasoning

@@ -49,6 +49,7 @@ class ServeOptions:
 
     reasoning_budgets: dict[str, int] = field(default_factory=lambda: dict(EFFORT_BUDGETS))
     accept_reasoning_content: bool = False  # map messages' reasoning_content to reasoning instead of a 400
+    speculate_ngram: bool = False  # requests without a prediction draft from their prompt
 
 
 class Registry:

@@ -32,4 +32,6 @@ def submit(stream: EngineStream, prompt: list[int], params: GenerationParams, ri
 def usage_of(done: RequestDone) -> R.Usage:
     u = done.usage
     return R.Usage.make(u.prompt_tokens, u.completion_tokens, cached_tokens=u.cached_tokens,
-                        reasoning_tokens=u.reasoning_tokens)
+                        reasoning_tokens=u.reasoning_tokens,
+                        accepted_prediction_tokens=u.accepted_prediction_tokens,
+                        rejected_prediction_tokens=u.rejected_prediction_tokens)
