@@ -144,6 +144,9 @@ def test_prediction_with_structured_output(plain_server):
     base, _ = complete(plain_server.url, MODEL_ID, response_format=rf)
     out, usage = complete(plain_server.url, MODEL_ID, base, response_format=rf)
     assert out == base and usage["completion_tokens_details"]["accepted_prediction_tokens"] > 0
+    # a prediction the grammar forbids from the start: drafts are cut to nothing, the output is the same
+    out, usage = complete(plain_server.url, MODEL_ID, "not json at all " * 5, response_format=rf)
+    assert out == base
 
 
 def test_speculate_ngram_same_output(ngram_server, plain_server):
@@ -161,3 +164,4 @@ def test_prediction_incompatible_400(http, extra, field):
                                                 "prediction": {"type": "content", "content": "y"}, **extra})
     assert r.status_code == 400
     assert r.json()["param"] == "prediction" and f'"{field}"' in r.json()["message"]
+

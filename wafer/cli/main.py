@@ -45,6 +45,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                         "(default low=512,medium=2048,high=8192)")
     p.add_argument("--speculate", choices=["off", "ngram"], default="off",
                    help="ngram: requests without a prediction draft from their own prompt (prompt lookup decoding)")
+    p.add_argument("--draft-max", type=int, default=32,
+                   help="longest draft (prediction or --speculate ngram) verified in one step")
     p.add_argument("--accept-reasoning-content", action="store_true",
                    help="accept assistant messages' reasoning_content (as reasoning) instead of Cerebras' 400")
     p.add_argument("--cache-dir", help="model cache directory (default: $WAFER_CACHE_DIR or XDG cache)")

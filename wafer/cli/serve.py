@@ -33,7 +33,7 @@ def build_registry(args):
     template = Path(args.chat_template).read_text() if args.chat_template else None
     registry = Registry(ServeOptions(reasoning_budgets=parse_budgets(args.reasoning_budget),
                                      accept_reasoning_content=args.accept_reasoning_content,
-                                     speculate_ngram=args.speculate == "ngram"))
+                                     speculate_ngram=args.speculate == "ngram", draft_max=args.draft_max))
     cache = Path(args.cache_dir) if args.cache_dir else None
     for spec in args.models or [DEFAULT_MODEL]:
         resolved = resolve_model(spec, cache_dir=cache, pull=not args.no_pull)

@@ -198,6 +198,9 @@ class Scheduler:
             if d is not None and budget > 0 and free > 0:
                 s = w.seq
                 w.draft = d.propose(s.tokens[s.num_prompt :], min(budget, free, s.req.max_new - s.num_generated - 1))
+                g = s.grammar
+                if w.draft and g is not None and (s.reasoning is None or s.reasoning.content):
+                    w.draft = w.draft[: g.m.validate_tokens(w.draft)]  # verify only what the grammar allows
                 budget -= len(w.draft)
                 free -= len(w.draft)
                 scheduled += len(w.draft)

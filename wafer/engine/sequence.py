@@ -19,7 +19,7 @@ from .events import LogprobEntry, TimeInfo, Usage
 from .grammar import Grammar, Grammars, GrammarState
 from .reasoning import HarmonySpec, HarmonyTracker, ThinkSpec, ThinkTracker
 from .sampler import SamplingParams, SequenceSampler
-from .speculate import Drafter
+from .speculate import K_MAX, Drafter
 
 
 @dataclass
@@ -39,6 +39,7 @@ class GenerationParams:
     render_special: frozenset[int] = frozenset()  # control tokens whose text is part of the output (Harmony)
     prediction: list[int] | None = None  # predicted output tokens: drafts for speculative verification
     speculate_ngram: bool = False  # draft from the prompt (prompt lookup decoding)
+    draft_max: int = K_MAX  # longest draft verified in one step
 
 
 class Sequence:
@@ -133,9 +134,9 @@ class Request:
             if self.params.reasoning is not None:
                 s.reasoning = self.params.reasoning.tracker()
             if self.params.prediction:
-                s.drafter = Drafter(self.params.prediction)
+                s.drafter = Drafter(self.params.prediction, self.params.draft_max)
             elif self.params.speculate_ngram:
-                s.drafter = Drafter(self.prompt, follow=False)
+                s.drafter = Drafter(self.prompt, self.params.draft_max, follow=False)
             self.seqs.append(s)
 
     @property

@@ -209,6 +209,7 @@ async def chat_completions(request: Request) -> Response:
         params.prediction = served.engine.tokenize(req.prediction.text, add_special=False, parse_special=False)
     else:
         params.speculate_ngram = options.speculate_ngram
+    params.draft_max = options.draft_max
     params.grammar = await compile_grammar(served, plan.grammar or fmt_grammar, "tools" if plan.grammar else "response_format")
     reasoning = None
     family = served.reasoning

@@ -50,6 +50,7 @@ class ServeOptions:
     reasoning_budgets: dict[str, int] = field(default_factory=lambda: dict(EFFORT_BUDGETS))
     accept_reasoning_content: bool = False  # map messages' reasoning_content to reasoning instead of a 400
     speculate_ngram: bool = False  # requests without a prediction draft from their prompt
+    draft_max: int = 32  # longest draft verified in one step (--draft-max)
 
 
 class Registry:
