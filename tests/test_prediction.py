@@ -86,8 +86,9 @@ def test_same_output_with_any_prediction(which, plain_server, request):
     for name, pred in variants(base).items():
         out, usage = complete(url, model, pred)
         assert out == base, name
-        assert usage["completion_tokens"] == base_usage["completion_tokens"], name
         d = usage["completion_tokens_details"]
+        # rejected prediction tokens are billed as completion tokens (spec 8.2)
+        assert usage["completion_tokens"] == base_usage["completion_tokens"] + d["rejected_prediction_tokens"], name
         assert d["accepted_prediction_tokens"] + d["rejected_prediction_tokens"] >= 1
         if name == "exact":
             assert d["rejected_prediction_tokens"] == 0 and d["accepted_prediction_tokens"] > 0.9 * usage["completion_tokens"]
@@ -130,7 +131,7 @@ def test_streaming_with_prediction(plain_server):
 def test_prediction_with_stop_and_max_tokens(plain_server):
     base, _ = complete(plain_server.url, MODEL_ID, max_completion_tokens=40)
     out, usage = complete(plain_server.url, MODEL_ID, base, max_completion_tokens=40)
-    assert out == base and usage["completion_tokens"] == 40
+    assert out == base and usage["completion_tokens"] == 40 + usage["completion_tokens_details"]["rejected_prediction_tokens"]
     stop = base.split("\n")[2][:6]
     base_s, _ = complete(plain_server.url, MODEL_ID, stop=[stop])
     out_s, _ = complete(plain_server.url, MODEL_ID, base, stop=[stop])

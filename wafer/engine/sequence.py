@@ -148,14 +148,16 @@ class Request:
             if s.drafter is not None:
                 s.drafter.account(s.tokens[s.num_prompt :])
         accepted = sum(s.drafter.matched for s in self.seqs if s.drafter is not None)
+        # OpenAI's definition: tokens of the prediction that are not in the output; as on Cerebras (and
+        # OpenAI) they are billed as completion tokens
+        rejected = len(self.params.prediction) - accepted if self.params.prediction else None
         return Usage(
             prompt_tokens=len(self.prompt),
-            completion_tokens=sum(s.num_generated for s in self.seqs),
+            completion_tokens=sum(s.num_generated for s in self.seqs) + (rejected or 0),
             cached_tokens=self.cached_tokens or 0,
             reasoning_tokens=sum(s.reasoning.tokens for s in self.seqs) if self.params.reasoning else None,
             accepted_prediction_tokens=accepted if self.params.prediction else None,
-            # OpenAI's definition: tokens of the prediction that are not in the output
-            rejected_prediction_tokens=len(self.params.prediction) - accepted if self.params.prediction else None,
+            rejected_prediction_tokens=rejected,
         )
 
     def time_info(self) -> TimeInfo:

@@ -11,6 +11,9 @@ a mismatch the output usually diverges for a few tokens (an edit) and then rejoi
 later (an insertion or a replacement) or earlier (a deletion). Until it is back in sync, each
 proposal looks up the last n output tokens (n = 4..2, then 1 near ``j``) in the prediction and
 resumes after the occurrence nearest to ``j``, forward ones first (prior-art.md section 3.4).
+
+k adapts: doubled after a fully accepted draft, halved after a rejection; when even the shortest draft
+is rejected outright, drafting stops for 1, 2, 4 ... 64 steps, so an unhelpful prediction costs little.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ K_START = 8  # first draft length
 K_MIN, K_MAX = 2, 32
 NGRAM = (4, 3, 2)  # n-gram sizes tried for re-alignment, longest first
 UNIGRAM_WINDOW = 16  # a single token re-aligns only this close to the pointer
+MAX_BACKOFF = 64  # steps without drafting after repeated rejections, at most
 
 
 class Drafter:
@@ -34,6 +38,8 @@ class Drafter:
         self.accepted = 0  # draft tokens verification accepted
         self.matched = 0  # prediction tokens found in the output (drafted and accepted, or written by the model)
         self.seen = 0  # output tokens accounted for
+        self.cooldown = 0  # steps left without drafting
+        self.backoff = 1
         self.proposed = 0
         self.steps = 0
         self._index: dict[tuple, list[int]] = {}
@@ -63,6 +69,9 @@ class Drafter:
     def propose(self, out: list[int], limit: int) -> list[int]:
         """Up to ``limit`` tokens expected after the output ``out`` (the sequence's generated tokens)."""
         self.account(out)
+        if self.cooldown:  # recent drafts were all rejected: decode plainly for a while
+            self.cooldown -= 1
+            return []
         k = min(self.k, limit)
         if k <= 0 or self.j >= len(self.p) and self.synced:
             return []
@@ -95,3 +104,7 @@ class Drafter:
         self.j += accepted
         self.seen += accepted
         self.k = min(self.k * 2, self.k_max) if accepted == len(draft) else max(self.k // 2, K_MIN)
+        if accepted:
+            self.backoff = 1
+        elif self.k == K_MIN:  # nothing accepted even at the shortest draft: back off (1, 2, 4 .. 64 steps)
+            self.cooldown, self.backoff = self.backoff, min(self.backoff * 2, MAX_BACKOFF)
