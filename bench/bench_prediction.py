@@ -129,8 +129,10 @@ def main() -> None:
             "plain_wall_s": plain["wall_s"], "pred_wall_s": pred["wall_s"],
             "time_ratio": pred["wall_s"] / plain["wall_s"],
             "plain_tok_s": plain["completion_tokens"] / plain["completion_s"],
-            "pred_tok_s": pred["completion_tokens"] / pred["completion_s"],
-            "completion_tokens": pred["completion_tokens"], "same_output": plain["text"] == pred["text"],
+            # output tokens only: completion_tokens also bills the rejected prediction tokens
+            "pred_tok_s": (pred["completion_tokens"] - ((pred["details"] or {}).get("rejected_prediction_tokens") or 0))
+            / pred["completion_s"],
+            "completion_tokens": plain["completion_tokens"], "same_output": plain["text"] == pred["text"],
             "output_is_the_edit": plain["text"].strip() == expected.strip(),
             "accepted": d.get("accepted_prediction_tokens"), "rejected": d.get("rejected_prediction_tokens"),
             "acceptance": (d.get("accepted_prediction_tokens") or 0) / pred["completion_tokens"],
