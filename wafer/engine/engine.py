@@ -378,6 +378,13 @@ class Engine:
                 break
         if not s.finished and s.num_generated >= req.max_new:
             s.finish_reason = "length"
+        self._deliver(s, stopped, events)
+
+    def _deliver(self, s: Sequence, stopped: bool, events: dict) -> None:
+        """After new tokens: finish the text if the sequence ended (its slot is released, except during a
+        draft verification, which does it afterwards) and queue what can be sent."""
+        req = s.req
+        out: OutputText = req.output
         if s.finished:
             out.finish(s, stopped)
             if not s.verifying:
@@ -431,15 +438,7 @@ class Engine:
                 s.finish_reason = "stop"
             elif s.num_generated >= req.max_new:
                 s.finish_reason = "length"
-        if s.finished:
-            out.finish(s, stopped)
-            if not s.verifying:
-                self.scheduler.release(s)
-        d = out.delta(s, s.finished)
-        if d is not None:
-            events.setdefault(req, []).append(d)
-        elif req not in events:
-            events[req] = []
+        self._deliver(s, stopped, events)
 
     def _emit(self, req: Request, events: list) -> None:
         if not events or req.cancelled:
