@@ -166,3 +166,28 @@ def test_prediction_incompatible_400(http, extra, field):
     assert r.status_code == 400
     assert r.json()["param"] == "prediction" and f'"{field}"' in r.json()["message"]
 
+
+
+def test_drafts_leave_no_kv_cells_behind(plain_server):
+    """Rejected draft cells are removed and finished sequences release everything (read back from llama.cpp)."""
+    base, _ = complete(plain_server.url, MODEL_ID, max_completion_tokens=60)
+    for pred in variants(base).values():
+        complete(plain_server.url, MODEL_ID, pred, max_completion_tokens=60)
+    st = plain_server.wait_idle()
+    assert st["kv_slots_occupied"] == [] and st["kv_cells_running"] == 0
+
+
+def test_drafts_batch_with_other_requests(plain_server):
+    """A predicted request verifies its drafts in the same steps as other requests' decodes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, _ = complete(plain_server.url, MODEL_ID, max_completion_tokens=60)
+    with ThreadPoolExecutor(4) as pool:
+        futs = [pool.submit(complete, plain_server.url, MODEL_ID, base if i % 2 == 0 else None, max_completion_tokens=60)
+                for i in range(4)]
+        results = [f.result() for f in futs]
+    for i, (out, usage) in enumerate(results):
+        assert out
+        assert ("completion_tokens_details" in usage) == (i % 2 == 0)
+    st = plain_server.wait_idle()
+    assert st["kv_slots_occupied"] == []

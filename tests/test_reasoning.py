@@ -310,3 +310,12 @@ def test_qwen3_renders_the_current_turns_reasoning(tiny):
     thought = {"role": "assistant", "content": "b", "reasoning": "step one then step two"}
     assert prompt_tokens([user, thought]) > prompt_tokens([user, plain])  # current turn: rendered
     assert prompt_tokens([user, thought, user]) == prompt_tokens([user, plain, user])  # earlier turn: dropped
+
+
+def test_forced_tokens_leave_no_kv_cells_behind(tiny, clients):
+    for _ in range(2):
+        ask(clients[0], "qwen3", False, reasoning_format="parsed", reasoning_effort="low")
+        ask(clients[0], "gpt_oss", True, reasoning_format="parsed", reasoning_effort="low")
+    for name in ("qwen3", "gpt_oss"):
+        st = tiny.wait_idle(model_id(name))
+        assert st["kv_cells_running"] == 0 and st["running_requests"] == 0
