@@ -15,8 +15,9 @@ assistant tool calls are rendered in that format and tool results as user turns 
 Constraints (llguidance Lark grammars, see ``tool_grammar``):
 - ``tool_choice: "auto"``: free text; once the model opens ``<tool_call>`` (the lazy trigger), the
   call is constrained: a known function name, then arguments valid for that function's schema when
-  it is ``strict`` (any JSON object otherwise). Without strict tools and with parallel calls allowed,
-  auto is unconstrained and the output is only parsed.
+  it is ``strict`` (its parameters as a lenient guide otherwise). Without strict tools and with
+  parallel calls allowed, auto is unconstrained and the output is only parsed; an output that is just
+  one bare JSON call of a known tool also counts as a call (``ToolCallParser``).
 - ``"required"`` / ``{"type": "function", "function": {"name": ...}}``: constrained from the first
   token to one or more calls (of that function).
 - ``parallel_tool_calls: false``: at most one call, after which the output ends.
