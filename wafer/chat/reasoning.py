@@ -168,7 +168,6 @@ class ReasoningParser:
         self.state = "header" if self.harmony else ("reasoning" if inside else "start")
         self.buf = ""
         self.channel = ""
-        self.opened = inside  # a thinking segment was entered (for raw output)
 
     @property
     def reasoning(self) -> bool:
@@ -187,7 +186,7 @@ class ReasoningParser:
             if self.state == "start":
                 s = self.buf.lstrip()
                 if s.startswith(OPEN):
-                    self.buf, self.state, self.opened = s[len(OPEN) :], "reasoning", True
+                    self.buf, self.state = s[len(OPEN) :], "reasoning"
                     continue
                 if (OPEN.startswith(s) or not s) and not final:
                     return out  # may still open
@@ -224,7 +223,6 @@ class ReasoningParser:
                     self.channel = self.buf[:j].split("<|")[0].strip()
                     self.buf = self.buf[j + len("<|message|>") :]
                     self.state = "content" if self.channel == "final" else "reasoning"
-                    self.opened = self.opened or self.state == "reasoning"
                     continue
                 return out
             kind = "content" if self.state == "content" else "reasoning"

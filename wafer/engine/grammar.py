@@ -38,9 +38,7 @@ class GrammarError(ValueError):
 
 @dataclass
 class Grammar:
-    key: str
     matcher: object  # llguidance.LLMatcher in its initial state; copied per sequence
-    compile_s: float
 
 
 OUT, STR, ESC = 0, 1, 2  # JSON lexical state: outside strings, inside one, after a backslash in one
@@ -162,7 +160,7 @@ class Grammars:
         dt = time.perf_counter() - t0
         if m.is_error():
             raise GrammarError(m.get_error())
-        g = Grammar(text, m, dt)
+        g = Grammar(m)
         with self._lock:
             self.compile_times.append(dt)
             self._cache[text] = g
@@ -310,7 +308,7 @@ class GrammarState:
         if best is not None:
             return best
         m.unsafe_compute_mask_ptr(bitmask.ctypes.data, bitmask.nbytes)
-        allowed = np.unpackbits(bitmask.view(np.uint8), count=self.g.n_vocab, bitorder="little").view(bool)
+        allowed = TokenMask(bitmask, self.g.n_vocab).bool()
         sc = np.where(allowed, scores, -np.inf)
         if used:
             ids = np.fromiter(used.keys(), np.int64, len(used))

@@ -40,8 +40,6 @@ class Drafter:
         self.seen = 0  # output tokens accounted for
         self.cooldown = 0  # steps left without drafting
         self.backoff = 1
-        self.proposed = 0
-        self.steps = 0
         self._index: dict[tuple, list[int]] = {}
         for n in NGRAM + (1,):
             for end in range(n, len(self.p) + 1):
@@ -97,8 +95,6 @@ class Drafter:
         next proposal)."""
         if not draft:
             return
-        self.steps += 1
-        self.proposed += len(draft)
         self.accepted += accepted
         self.matched = min(self.matched + accepted, len(self.p))
         self.j += accepted
