@@ -143,6 +143,17 @@ def _check_logit_bias(bias: dict[str, float] | None) -> None:
 # chat
 
 
+def _all_answered(pending: dict[str, bool], at: int) -> None:
+    """Every tool call of the assistant message ``at`` has its tool message."""
+    missing = [t for t, done in pending.items() if not done]
+    if missing:
+        raise bad_request(
+            f"messages.{at}.assistant.tool_calls: tool call {missing[0]!r} is not answered by a "
+            f"tool message immediately following it",
+            param="messages",
+        )
+
+
 def _check_tool_pairing(req: ChatCompletionRequest) -> None:
     """API version 2 (spec 2.3/9): tool calls answered immediately, no unknown or duplicate ids."""
     seen_ids: set[str] = set()
@@ -165,13 +176,7 @@ def _check_tool_pairing(req: ChatCompletionRequest) -> None:
             pending[tid] = True
             continue
         if pending is not None:
-            missing = [t for t, done in pending.items() if not done]
-            if missing:
-                raise bad_request(
-                    f"messages.{pending_at}.assistant.tool_calls: tool call {missing[0]!r} is not answered by a "
-                    f"tool message immediately following it",
-                    param="messages",
-                )
+            _all_answered(pending, pending_at)
         pending = None
         if isinstance(m, AssistantMessage) and m.tool_calls:
             pending = {}
@@ -185,13 +190,7 @@ def _check_tool_pairing(req: ChatCompletionRequest) -> None:
                 seen_ids.add(tc.id)
                 pending[tc.id] = False
     if pending is not None:
-        missing = [t for t, done in pending.items() if not done]
-        if missing:
-            raise bad_request(
-                f"messages.{pending_at}.assistant.tool_calls: tool call {missing[0]!r} is not answered by a "
-                f"tool message immediately following it",
-                param="messages",
-            )
+        _all_answered(pending, pending_at)
 
 
 def check_chat_request(req: ChatCompletionRequest, version: int = 1) -> None:
