@@ -51,6 +51,26 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="accept assistant messages' reasoning_content (as reasoning) instead of Cerebras' 400")
     p.add_argument("--cache-dir", help="model cache directory (default: $WAFER_CACHE_DIR or XDG cache)")
     p.add_argument("--no-pull", action="store_true", help="fail instead of pulling a missing catalogue model")
+    g = p.add_argument_group("access and limits")
+    g.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                   help="accept this bearer key (repeatable; also $WAFER_API_KEYS, comma separated). "
+                        "No key at all: the server is open")
+    g.add_argument("--api-keys-file", metavar="FILE",
+                   help="one key per line: KEY [NAME] [rpm=N] [rpd=N] [tpm=N] [tpd=N] (per-key limits)")
+    g.add_argument("--rate-limit", metavar="rpm=N,rpd=N,tpm=N,tpd=N", default="",
+                   help="limits of every key (of all requests when open): requests and tokens per minute/day")
+    g.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024, help="largest request body (413 beyond)")
+    g.add_argument("--max-messages", type=int, default=2048, help="most messages in one chat request (400 beyond)")
+    g.add_argument("--request-timeout", type=float, default=600.0,
+                   help="seconds a request may run from arrival to its last token (504 beyond; 0: none)")
+    g.add_argument("--body-timeout", type=float, default=30.0, help="seconds to receive a request body (408 beyond)")
+    g.add_argument("--header-timeout", type=float, default=30.0,
+                   help="seconds to receive a request's line and headers (408 and close beyond)")
+    g.add_argument("--max-connections", type=int, default=1024,
+                   help="open connections before new ones get 503 (uvicorn's limit_concurrency)")
+    g.add_argument("--grace-period", type=float, default=30.0,
+                   help="on SIGTERM/SIGINT: seconds in-flight requests get to finish before they are cut")
+    p.add_argument("--no-access-log", action="store_true", help="no JSON access log line per request")
     p.add_argument("--log-level", default="info")
 
 

@@ -60,12 +60,49 @@ def parse_budgets(spec: str | None) -> dict[str, int]:
     return budgets
 
 
+def build_policy(args):
+    from ..server.auth import KeySet, parse_limits
+    from ..server.gate import Policy
+    from ..server.ratelimit import RateLimiter
+
+    keys = KeySet.from_env(args.api_key, args.api_keys_file)
+    return Policy(
+        keys=keys,
+        limiter=RateLimiter(parse_limits([args.rate_limit], "--rate-limit")),
+        max_body_bytes=args.max_body_bytes,
+        body_timeout=args.body_timeout,
+        max_messages=args.max_messages,
+        request_timeout=args.request_timeout,
+        access_log=not args.no_access_log,
+    )
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def run_serve(args) -> int:
     import uvicorn
 
     from ..server.app import create_app
+    from ..server.conn import protocol_class
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        policy = build_policy(args)
+    except (ValueError, OSError) as e:  # a bad keys file or --rate-limit
+        print(f"wafer: {e}", file=sys.stderr)
+        return 1
+    if policy.keys.open and not _loopback(args.host):
+        print(f"wafer: WARNING: no API key is configured and the server listens on {args.host}: anyone who can "
+              "reach it can use it. Set --api-key, $WAFER_API_KEYS or --api-keys-file.", file=sys.stderr, flush=True)
     try:
         registry = build_registry(args)
     except (ValueError, OSError, RuntimeError) as e:  # unknown model, bad file, failed pull
@@ -75,10 +112,45 @@ def run_serve(args) -> int:
 
     def ready() -> None:
         ids = ", ".join(k for k, _ in registry.ids())
-        print(f"wafer: ready on {url} (models: {ids}; OpenAI SDK base_url {url}/v1)", flush=True)
+        auth = "open (no API key)" if policy.keys.open else f"{len(policy.keys.keys)} API key(s)"
+        print(f"wafer: ready on {url} (models: {ids}; {auth}; OpenAI SDK base_url {url}/v1)", flush=True)
 
-    app = create_app(registry, on_ready=ready)
+    app = create_app(registry, on_ready=ready, policy=policy)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
-                            timeout_graceful_shutdown=30, access_log=False)
-    uvicorn.Server(config).run()
+                            timeout_graceful_shutdown=args.grace_period, access_log=False,
+                            http=protocol_class(args.header_timeout),
+                            limit_concurrency=args.max_connections or None)
+    draining_server(config, policy, registry).run()
     return 0
+
+
+def draining_server(config, policy, registry):
+    """uvicorn's server, which on SIGTERM/SIGINT stops accepting, lets in-flight requests finish
+    (``--grace-period``), marks the policy as draining (``/ready`` answers 503) and exits 0 instead
+    of re-raising the signal after the drain. A second before the grace period ends, requests still
+    running are failed with a 503 (an error event on streams), so no client sees a cut connection."""
+    import asyncio
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            if not policy.draining:
+                grace = config.timeout_graceful_shutdown or 0
+                print(f"wafer: signal {sig}: draining (up to {grace:g} s), then exiting", file=sys.stderr, flush=True)
+                policy.draining = True
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    loop = None
+                if loop is not None:
+                    loop.call_later(max(0.0, grace - 1.0), self.fail_remaining)
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()  # a drained shutdown is a clean exit
+
+        @staticmethod
+        def fail_remaining() -> None:
+            for m in registry.models.values():
+                m.engine.fail_all()
+
+    return Server(config)

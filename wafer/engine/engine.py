@@ -171,6 +171,12 @@ class Engine:
     def stats(self) -> dict:
         return self.call(self._stats)
 
+    def fail_all(self) -> None:
+        """Fail every queued and running request with a 503 (a shutdown whose grace period ran out)."""
+        with self._lock:
+            self._inbox.append(("call", (self._fail_shutdown, Future())))
+        self._wake.set()
+
     def shutdown(self) -> None:
         self._stop = True
         self._wake.set()
@@ -231,12 +237,25 @@ class Engine:
                 self._wake.wait(0.5)
                 continue
             try:
+                self._expire()
                 self._step()
             except Exception as e:  # noqa: BLE001 - the engine must survive anything
                 log.exception("engine step failed")
                 self._fail_all(f"internal engine error: {e}")
+        self._fail_shutdown()
+
+    def _fail_shutdown(self) -> None:
         for req in list(self.scheduler.running) + list(self.scheduler.waiting):
             self._fail(req, RequestFailed(503, "The server is shutting down.", "server_shutting_down"))
+
+    def _expire(self) -> None:
+        """Fail the requests past their deadline (``GenerationParams.timeout``), freeing their cells."""
+        now = time.time()
+        for req in [*self.scheduler.running, *self.scheduler.waiting]:
+            if req.deadline is not None and now > req.deadline:
+                self._fail(req, RequestFailed(
+                    504, f"The request did not finish within the server's limit of {req.params.timeout:g} s.",
+                    "request_timeout", "server_error"))
 
     def _fail(self, req: Request, event: RequestFailed) -> None:
         self._drop(req)

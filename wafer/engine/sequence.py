@@ -40,6 +40,7 @@ class GenerationParams:
     prediction: list[int] | None = None  # predicted output tokens: drafts for speculative verification
     speculate_ngram: bool = False  # draft from the prompt (prompt lookup decoding)
     draft_max: int = K_MAX  # longest draft verified in one step
+    timeout: float | None = None  # seconds from arrival after which the engine fails the request (504)
 
 
 class Sequence:
@@ -101,6 +102,7 @@ class Request:
         self.params = params
         self.sink = sink
         self.arrival = arrival if arrival is not None else time.time()
+        self.deadline = self.arrival + params.timeout if params.timeout else None
         self.admitted: float | None = None
         self.prefill_done: float | None = None
         self.finished_at: float | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from typing import Callable
@@ -15,7 +16,9 @@ from .. import __version__
 from ..protocol import responses as R
 from ..protocol.errors import APIError, bad_request, internal_error
 from . import chat, completions, models
+from .gate import Gate, Policy
 from .http import error_response
+from .openapi import install as install_openapi
 from .registry import Registry
 
 log = logging.getLogger("wafer.server")
@@ -23,7 +26,8 @@ log = logging.getLogger("wafer.server")
 _STATUS_TYPES = {404: "not_found_error", 405: "invalid_request_error"}
 
 
-def create_app(registry: Registry, on_ready: Callable[[], None] | None = None) -> FastAPI:
+def create_app(registry: Registry, on_ready: Callable[[], None] | None = None, policy: Policy | None = None) -> FastAPI:
+    policy = policy or Policy()
     for m in registry.models.values():
         if not m.fingerprint:
             m.fingerprint = R.system_fingerprint(m.path, m.id, __version__)
@@ -37,9 +41,12 @@ def create_app(registry: Registry, on_ready: Callable[[], None] | None = None) -
 
     app = FastAPI(title="wafer", version=__version__, lifespan=lifespan)
     app.state.registry = registry
+    app.state.policy = policy
+    app.add_middleware(Gate, policy=policy)
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> Response:
+        request.state.error = exc.code or exc.type
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -67,17 +74,33 @@ def create_app(registry: Registry, on_ready: Callable[[], None] | None = None) -
     async def tcp_warming() -> JSONResponse:
         return JSONResponse({})
 
+    async def engine_stats() -> dict[str, dict]:
+        return {mid: await asyncio.to_thread(m.engine.stats) for mid, m in registry.models.items()}
+
     @app.get("/health")
     async def health() -> JSONResponse:
+        """Liveness: the process answers."""
         return JSONResponse({"status": "ok"})
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        """Readiness: models loaded, engines answering, not draining for shutdown."""
+        if policy.draining:
+            return JSONResponse({"status": "draining"}, status_code=503)
+        try:
+            await asyncio.wait_for(engine_stats(), 5)
+        except Exception:  # noqa: BLE001 - an engine that cannot answer is not ready
+            return JSONResponse({"status": "engine unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready", "models": [k for k, _ in registry.ids()]})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        text = policy.metrics.render(await engine_stats(), policy.draining)
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/wafer/stats")
     async def stats() -> JSONResponse:
-        import asyncio
+        return JSONResponse(await engine_stats())
 
-        out = {}
-        for mid, m in registry.models.items():
-            out[mid] = await asyncio.to_thread(m.engine.stats)
-        return JSONResponse(out)
-
+    install_openapi(app)
     return app

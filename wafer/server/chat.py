@@ -33,10 +33,10 @@ from ..protocol.errors import APIError, bad_request
 from ..protocol.parse import parse_chat_request
 from .bridge import EngineStream
 from .sse import SSEResponse
-from .http import api_version, read_json, until_done_or_disconnect
+from .http import BIG_BODY, api_version, read_json, until_done_or_disconnect
 from .params import chat_params
 from .registry import ServedModel
-from .submit import find_model, submit, usage_of
+from .submit import find_model, open_stream, submit, usage_of
 
 router = APIRouter()
 
@@ -200,10 +200,15 @@ async def chat_completions(request: Request) -> Response:
     if options.accept_reasoning_content:
         body = reasoning_content_as_reasoning(body)
     req = parse_chat_request(body, version=version)
+    limit = request.app.state.policy.max_messages
+    if len(req.messages) > limit:
+        raise bad_request(f"messages: at most {limit} messages are allowed, got {len(req.messages)}", "messages")
     served = find_model(request, req.model)
     plan = plan_tools(req, served.template.source, served.tool_tokens, version)
     fmt_grammar = response_format_grammar(req.response_format, version)
-    prompt, text = render_prompt(served, req, plan, schema_guidance(req.response_format))
+    render = partial(render_prompt, served, req, plan, schema_guidance(req.response_format))
+    # big prompts are rendered and tokenized off the event loop (tokenizing drops the GIL)
+    prompt, text = await asyncio.to_thread(render) if request.state.body_bytes > BIG_BODY else render()
     params = chat_params(req, served.engine.model.n_vocab)
     if req.prediction is not None:
         params.prediction = served.engine.tokenize(req.prediction.text, add_special=False, parse_special=False)
@@ -221,7 +226,8 @@ async def chat_completions(request: Request) -> Response:
         if params.reasoning is not None:
             reasoning = (family, fmt, getattr(params.reasoning, "inside", False))
     rid = R.new_chat_id()
-    stream = EngineStream(served.engine)
+    request.state.stream = bool(req.stream)
+    stream = open_stream(request, served, [prompt], params)
     submit(stream, prompt, params, rid, arrival)
     meta = dict(id=rid, created=int(arrival), model=req.model, system_fingerprint=served.fingerprint)
     outs = [ChoiceOutput(plan, served.engine.grammars, reasoning) for _ in range(params.n)]

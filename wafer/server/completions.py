@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import AsyncIterator
 
@@ -14,10 +15,10 @@ from ..protocol.errors import APIError, bad_request
 from ..protocol.parse import parse_completion_request
 from .bridge import EngineStream
 from .sse import SSEResponse
-from .http import read_json, until_done_or_disconnect
+from .http import BIG_BODY, read_json, until_done_or_disconnect
 from .params import completion_params
 from .registry import ServedModel
-from .submit import find_model, submit
+from .submit import find_model, open_stream, submit
 
 router = APIRouter()
 
@@ -92,10 +93,14 @@ async def completions(request: Request) -> Response:
     arrival = time.time()
     req = parse_completion_request(await read_json(request))
     served = find_model(request, req.model)
-    prompts = prompts_of(served, req.prompt)
+    if request.state.body_bytes > BIG_BODY:  # tokenize big prompts off the event loop
+        prompts = await asyncio.to_thread(prompts_of, served, req.prompt)
+    else:
+        prompts = prompts_of(served, req.prompt)
     params = completion_params(req, served.engine.model.n_vocab)
     rid = R.new_completion_id()
-    stream = EngineStream(served.engine)
+    request.state.stream = bool(req.stream)
+    stream = open_stream(request, served, prompts, params)
     for p in prompts:
         submit(stream, p, params, rid, arrival)
     echo = [served.engine.model.detokenize(p, special=True) for p in prompts] if req.echo else [""] * len(prompts)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import zlib
 
 from fastapi import Request
@@ -12,28 +11,65 @@ from fastapi.responses import JSONResponse, Response
 from ..protocol.errors import APIError, bad_request
 from ..protocol.parse import load_json
 
-MAX_BODY = 32 * 1024 * 1024
+BIG_BODY = 64 * 1024  # bodies above this size are rendered and tokenized in a worker thread
 
 
 def error_response(err: APIError) -> Response:
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers or None)
 
 
-async def read_json(request: Request) -> object:
-    """The JSON body (gzip/deflate Content-Encoding accepted), or a 400 in the Cerebras shape."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise APIError(413, f"Request body too large: {len(raw)} bytes (limit {MAX_BODY}).", code="request_too_large")
-    enc = request.headers.get("content-encoding", "").strip().lower()
+def too_large(size: int, limit: int) -> APIError:
+    return APIError(413, f"Request body too large: more than {limit} bytes (got {size}).", code="request_too_large",
+                    headers={"connection": "close"})
+
+
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The raw body, at most ``limit`` bytes (413 beyond), received within ``timeout`` seconds (408)."""
+    chunks: list[bytes] = []
+    size = 0
+
+    async def read() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(size, limit)
+            chunks.append(chunk)
+
     try:
-        if enc == "gzip":
-            raw = gzip.decompress(raw)
-        elif enc == "deflate":
-            raw = zlib.decompress(raw)
-        elif enc not in ("", "identity"):
-            raise bad_request(f"Unsupported Content-Encoding: {enc!r}", "content-encoding")
-    except (OSError, EOFError, zlib.error) as e:
-        raise bad_request(f"Body could not be decompressed ({enc}): {e}", "body") from e
+        await asyncio.wait_for(read(), timeout) if timeout else await read()
+    except asyncio.TimeoutError:
+        raise APIError(408, f"The request body was not received within {timeout:g} s.", code="request_timeout",
+                       headers={"connection": "close"}) from None
+    return b"".join(chunks)
+
+
+def _decompress(raw: bytes, enc: str, limit: int) -> bytes:
+    """gzip/deflate bodies, inflated to at most ``limit`` bytes (a zip bomb is a 413, not an OOM)."""
+    if enc in ("", "identity"):
+        return raw
+    if enc not in ("gzip", "deflate"):
+        raise bad_request(f"Unsupported Content-Encoding: {enc!r}", "content-encoding")
+    d = zlib.decompressobj(zlib.MAX_WBITS | 16 if enc == "gzip" else zlib.MAX_WBITS)
+    try:
+        out = d.decompress(raw, limit + 1)
+        if len(out) > limit:
+            raise too_large(len(out), limit)
+        if not d.eof:
+            raise bad_request(f"Body could not be decompressed ({enc}): truncated data", "body")
+    except zlib.error as e:
+        raise bad_request(f"Body could not be decompressed ({enc}): {e}", "body") from None
+    return out
+
+
+async def read_json(request: Request) -> object:
+    """The JSON body (gzip/deflate Content-Encoding accepted), or a 400 in the Cerebras shape.
+    Bodies over the server's limit are a 413, bodies slower than its body timeout a 408."""
+    policy = request.app.state.policy
+    raw = await _read_body(request, policy.max_body_bytes, policy.body_timeout)
+    enc = request.headers.get("content-encoding", "").strip().lower()
+    raw = _decompress(raw, enc, policy.max_body_bytes)
+    request.state.body_bytes = len(raw)
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if "msgpack" in ctype:
         raise bad_request("msgpack request bodies are not supported by wafer; send JSON", "content-type")

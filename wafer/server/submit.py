@@ -1,4 +1,4 @@
-"""Shared by the completion routes: model lookup, submission errors, usage."""
+"""Shared by the completion routes: model lookup, admission, submission errors, usage."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from ..engine.engine import ContextOverflow, QueueFull
 from ..engine.events import RequestDone
 from ..engine.sequence import GenerationParams
 from ..protocol import responses as R
-from ..protocol.errors import context_length_exceeded, model_not_found, queue_exceeded
+from ..protocol.errors import APIError, context_length_exceeded, model_not_found, queue_exceeded
 from .bridge import EngineStream
 from .registry import ServedModel
 
@@ -17,7 +17,44 @@ def find_model(request: Request, model_id: str) -> ServedModel:
     served = request.app.state.registry.get(model_id)
     if served is None:
         raise model_not_found(model_id)
+    request.state.model = model_id
     return served
+
+
+def open_stream(request: Request, served: ServedModel, prompts: list[list[int]], params: GenerationParams) -> EngineStream:
+    """Charge the key's rate limits (429 when a bucket cannot pay), then an EngineStream whose close
+    settles the charge against the real usage and records the request's metrics.
+
+    The estimate is Cerebras': prompt + (max_completion_tokens, or the context left) per sequence.
+    """
+    policy = request.app.state.policy
+    params.timeout = policy.request_timeout or None
+    ctx = served.engine.ctx_size
+    n = params.best_of or params.n
+    mx = params.max_new_tokens
+    estimate = sum(len(p) + n * (mx if mx is not None and mx >= 0 else max(0, ctx - len(p))) for p in prompts)
+    limits = getattr(request.state, "limits", None)
+    try:
+        ticket = limits.admit(estimate) if limits is not None else None
+    except APIError as e:
+        policy.metrics.refused.inc(e.code)
+        raise
+    state = request.state
+
+    def on_close(stream: EngineStream) -> None:
+        if ticket is not None:
+            limits.settle(ticket, stream.tokens_used)
+        for done in stream.finished:
+            policy.metrics.observe_done(served.id, done)
+        if stream.finished:
+            state.prompt_tokens = sum(d.usage.prompt_tokens for d in stream.finished)
+            state.completion_tokens = sum(d.usage.completion_tokens for d in stream.finished)
+            state.cached_tokens = sum(d.usage.cached_tokens for d in stream.finished)
+        unfinished = len(stream.requests) - len(stream.finished)
+        if unfinished:
+            policy.metrics.finished.inc(served.id, "cancelled_or_failed", by=unfinished)
+
+    return EngineStream(served.engine, on_close)
 
 
 def submit(stream: EngineStream, prompt: list[int], params: GenerationParams, rid: str, arrival: float) -> int:
