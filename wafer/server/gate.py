@@ -121,6 +121,9 @@ class Gate:
                     await send_with_headers(m)
                 return
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            status[0] = status[0] or 500  # answered by Starlette's ServerErrorMiddleware, outside the gate
+            raise
         finally:
             self._record(scope, state, status[0], time.perf_counter() - t0, key_name)
 

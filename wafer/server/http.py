@@ -6,6 +6,7 @@ import asyncio
 import zlib
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 from fastapi.responses import JSONResponse, Response
 
 from ..protocol.errors import APIError, bad_request
@@ -38,6 +39,8 @@ async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
 
     try:
         await asyncio.wait_for(read(), timeout) if timeout else await read()
+    except ClientDisconnect:  # gone before the body was complete: nobody reads the answer
+        raise APIError(499, "The client closed the connection while sending the body.", code="client_closed") from None
     except asyncio.TimeoutError:
         raise APIError(408, f"The request body was not received within {timeout:g} s.", code="request_timeout",
                        headers={"connection": "close"}) from None
