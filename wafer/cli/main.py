@@ -1,4 +1,4 @@
-"""``wafer``: serve | chat | pull | models."""
+"""``wafer``: serve | chat | pull | models | bench."""
 
 from __future__ import annotations
 
@@ -104,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     pm.add_argument("--cache-dir", default=None)
     pm.add_argument("--json", action="store_true")
 
+    from ..bench.cli import add_args as _bench_args
+
+    pb = sub.add_parser("bench", help="benchmark serving against llama-server, llama-cpp-python and the raw loop")
+    _bench_args(pb)
+
     args = parser.parse_args(argv)
     if args.cmd == "serve":
         from .serve import run_serve
@@ -121,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         from .pull import run_models
 
         return run_models(args)
+    if args.cmd == "bench":
+        from ..bench.cli import run_bench
+
+        return run_bench(args)
     return 2
 
 
