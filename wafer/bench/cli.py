@@ -93,7 +93,8 @@ def build_systems(args, plan, names: list[str]) -> tuple[dict, list, dict]:
     systems = []
     for name in names:
         if name == "wafer":
-            systems.append(Wafer(spec, resolved.id, args.threads, parallel, args.cache_dir, args.timeout))
+            systems.append(Wafer(spec, resolved.id, args.threads, parallel, args.cache_dir, args.timeout,
+                                 kv_cells=parallel * slot_ctx))
         elif name == "llama-server":
             systems.append(LlamaServer(path, resolved.id, args.threads, parallel, slot_ctx, args.timeout))
         elif name == "llama-cpp-python":

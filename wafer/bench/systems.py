@@ -151,9 +151,10 @@ class Wafer(HttpSystem):
     name = "wafer"
 
     def __init__(self, model: str, model_id: str, threads: int, parallel: int, cache_dir: str | None = None,
-                 timeout: float = 600.0):
+                 timeout: float = 600.0, kv_cells: int = 0):
         super().__init__(model_id, timeout=timeout)
         self.model, self.threads, self.parallel, self.cache_dir = model, threads, parallel, cache_dir
+        self.kv_cells = kv_cells  # the KV memory llama-server gets (parallel x slot context), for equal footing
         from .. import __version__
 
         self.version = __version__
@@ -164,6 +165,8 @@ class Wafer(HttpSystem):
                "--parallel", str(self.parallel), "--port", str(port), "--no-access-log", "--log-level", "warning"]
         if self.cache_dir:
             cmd += ["--cache-dir", self.cache_dir]
+        if self.kv_cells:
+            cmd += ["--kv-size", str(self.kv_cells)]
         server = self._launch(cmd, port, log_dir)
         server.wait(lambda: "ready on" in server.log.read_text(errors="replace"), "wafer serve")
 
