@@ -1174,3 +1174,13 @@ def test_deeply_nested_and_odd_python_values():
     for data in odd:
         _assert_only_api_errors(parse_chat_request, data)
         _assert_only_api_errors(parse_completion_request, data)
+
+
+def test_lone_surrogate_escapes_are_400():
+    from wafer.protocol.parse import load_json
+
+    assert load_json(b'{"a": "\\ud83d\\ude00"}') == {"a": "\U0001F600"}  # a pair is text
+    for body in (b'{"a": "x\\ud800y"}', b'["\\udfff"]', b'{"\\udc00": 1}', b'{"a": [{"b": "\\ud800"}]}'):
+        with pytest.raises(APIError) as e:
+            load_json(body)
+        assert e.value.status == 400 and "surrogate" in e.value.message

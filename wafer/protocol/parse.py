@@ -106,15 +106,41 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _lone_surrogate(value: object) -> bool:
+    """Whether a decoded JSON value holds a string with an unpaired UTF-16 surrogate (not encodable)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
 def load_json(body: bytes | bytearray | str) -> object:
-    """Decode a request body; invalid JSON (including ``NaN``/``Infinity``) becomes a 400 ``APIError``."""
+    """Decode a request body; invalid JSON (including ``NaN``/``Infinity`` and ``\\ud800``-style escapes of
+    unpaired surrogates, which are not Unicode text) becomes a 400 ``APIError``."""
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(body, parse_constant=_reject_constant)
     except RecursionError:
         raise validation_error("body: JSON is nested too deeply") from None
     except (ValueError, TypeError) as e:
         detail = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
         raise validation_error(f"body: JSON decode error ({detail})") from None
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    if _SURROGATE_ESCAPE.search(raw) and _lone_surrogate(value):  # scanned only when an escape is there
+        raise validation_error("body: JSON decode error (a string holds an unpaired UTF-16 surrogate escape)")
+    return value
 
 
 # --------------------------------------------------------------------------------------------
