@@ -25,6 +25,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", default="1,2,4,8,16,32", help="levels: concurrent streams (comma separated)")
     p.add_argument("--requests-per-level", type=int, default=None,
                    help="requests per level, conversations for multi-turn (default max(4, 2 x concurrency))")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="requests per level = ROUNDS x concurrency (at least 2), instead of --requests-per-level")
     p.add_argument("--mode", choices=["closed", "rate"], default="closed",
                    help="closed: C clients back to back; rate: Poisson arrivals at --rate, at most C in flight")
     p.add_argument("--rate", type=float, default=None, help="requests per second in rate mode")
@@ -126,7 +128,7 @@ def run_bench(args) -> int:
     if args.mode == "rate" and not (args.rate and args.rate > 0):
         raise SystemExit("wafer bench: --mode rate needs a positive --rate")
     plan = Plan(workloads=_list(args.workloads, WORKLOADS, "workload"), levels=_levels(args.concurrency),
-                requests_per_level=args.requests_per_level, seed=args.seed, mode=args.mode, rate=args.rate,
+                requests_per_level=args.requests_per_level, rounds=args.rounds, seed=args.seed, mode=args.mode, rate=args.rate,
                 cfg=WorkloadConfig(prompt_len=args.prompt_len, output_len=args.output_len))
     names = ["endpoint"] if args.url else _list(args.systems or ",".join(SYSTEMS), SYSTEMS, "system")
     try:
@@ -159,7 +161,7 @@ def run_systems(systems: list, plan, model: dict, out: Path, command: str, confi
         "schema": SCHEMA, "created": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": command, "model": model,
         "machine": machine_info(),
         "config": {**config, "concurrency": plan.levels, "mode": plan.mode, "rate": plan.rate,
-                   "requests_per_level": plan.requests_per_level, "seed": plan.seed, "workloads": plan.workloads,
+                   "requests_per_level": plan.requests_per_level, "rounds": plan.rounds, "seed": plan.seed, "workloads": plan.workloads,
                    "systems": [s.name for s in systems], "workload_config": dict(plan.cfg.__dict__)},
         "workloads": {w: plan.cfg.describe(w) for w in plan.workloads},
         "systems": {},

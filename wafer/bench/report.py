@@ -164,8 +164,14 @@ def _machine_lines(results: dict) -> list[str]:
         f"- versions: {versions}",
         f"- mode: {cfg['mode']}{rate}, "
         f"concurrency {', '.join(map(str, cfg['concurrency']))}, requests per level "
-        f"{cfg['requests_per_level'] or 'max(4, 2 x C)'}, seed {cfg['seed']}; {results['created']}",
+        f"{_per_level(cfg)}, seed {cfg['seed']}; {results['created']}",
     ]
+
+
+def _per_level(cfg: dict) -> str:
+    if cfg["requests_per_level"]:
+        return str(cfg["requests_per_level"])
+    return f"max(2, {cfg['rounds']} x C)" if cfg.get("rounds") else "max(4, 2 x C)"
 
 
 def _workload_md(results: dict, workload: str, plot_prefix: str, level: int) -> list[str]:

@@ -84,6 +84,7 @@ class Plan:
     workloads: list[str]
     levels: list[int]
     requests_per_level: int | None = None
+    rounds: int | None = None  # requests per level = rounds x concurrency (at least 2)
     seed: int = 0
     mode: str = "closed"
     rate: float | None = None
@@ -91,7 +92,9 @@ class Plan:
 
     def count(self, level: int) -> int:
         """Scripts per level (conversations for multi-turn): default max(4, 2 x concurrency)."""
-        return self.requests_per_level or max(4, 2 * level)
+        if self.requests_per_level:
+            return self.requests_per_level
+        return max(2, self.rounds * level) if self.rounds else max(4, 2 * level)
 
     def scripts(self, workload: str, level: int) -> list[Script]:
         return generate(workload, self.count(level), self.seed, level, self.cfg)
