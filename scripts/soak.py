@@ -28,7 +28,6 @@ import math
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -570,25 +569,12 @@ def run_soak(url: str, clients: int = 64, duration: float = 600, disconnect: flo
 
 
 def start_server(model: str, parallel: int, log: Path) -> tuple[subprocess.Popen, str]:
-    """`python -m wafer serve` on a free loopback port, once it says "ready on"."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with open(log, "w") as f:
-        p = subprocess.Popen(
-            [sys.executable, "-m", "wafer", "serve", "--port", str(port), "--model", model, "--parallel", str(parallel),
-             "--log-level", "warning"],
-            stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
-        )
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if p.poll() is not None:
-            raise SystemExit(f"wafer serve exited:\n{log.read_text()}")
-        if "ready on" in log.read_text():
-            return p, f"http://127.0.0.1:{port}"
-        time.sleep(0.1)
-    p.kill()
-    raise SystemExit("wafer serve did not become ready")
+    """`python -m wafer serve` on a free loopback port (all cores), once it says "ready on"."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from bench.bench_serve import start_server as start
+
+    return start(model, 0, parallel, log)
 
 
 def print_table(r: dict) -> None:

@@ -325,16 +325,22 @@ def _stream_lines(url: str, body: dict, out: list) -> None:
                 out.append(line[6:])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_drain_on_signal(resolved_model, tmp_path, sig):
-    s = Server(serve_args(resolved_model) + ["--grace-period", "30"], tmp_path / "server.log")
+def _streaming(resolved_model, tmp_path, grace: str, tokens: int) -> tuple[Server, threading.Thread, list]:
+    """A server with ``--grace-period grace`` and a stream of ``tokens`` tokens under way on it."""
+    s = Server(serve_args(resolved_model) + ["--grace-period", grace], tmp_path / "server.log")
     out: list = []
-    body = chat_body("Tell a story.", max_completion_tokens=150, min_completion_tokens=150, stream=True)
+    body = chat_body("Tell a story.", max_completion_tokens=tokens, min_completion_tokens=tokens, stream=True)
     t = threading.Thread(target=_stream_lines, args=(s.url, body, out))
     t.start()
     deadline = time.time() + 20
     while len(out) < 5 and time.time() < deadline:
         time.sleep(0.02)
+    return s, t, out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_drain_on_signal(resolved_model, tmp_path, sig):
+    s, t, out = _streaming(resolved_model, tmp_path, "30", 150)
     s.proc.send_signal(sig)
     time.sleep(0.3)
     with pytest.raises(httpx.ConnectError):  # no longer accepting
@@ -348,14 +354,7 @@ def test_drain_on_signal(resolved_model, tmp_path, sig):
 
 
 def test_drain_past_grace_period_ends_streams_with_503(resolved_model, tmp_path):
-    s = Server(serve_args(resolved_model) + ["--grace-period", "2"], tmp_path / "server.log")
-    out: list = []
-    body = chat_body("Tell a story.", max_completion_tokens=4000, min_completion_tokens=4000, stream=True)
-    t = threading.Thread(target=_stream_lines, args=(s.url, body, out))
-    t.start()
-    deadline = time.time() + 20
-    while len(out) < 5 and time.time() < deadline:
-        time.sleep(0.02)
+    s, t, out = _streaming(resolved_model, tmp_path, "2", 4000)
     t0 = time.time()
     s.proc.send_signal(signal.SIGTERM)
     t.join(30)

@@ -117,28 +117,23 @@ class Metrics:
     def render(self, engines: dict[str, dict], draining: bool) -> str:
         """The exposition text; ``engines`` maps model id -> ``Engine.stats()``."""
         parts = [_family(s.name, s.help, s.kind, s.lines()) for s in self._series]
-        gauges = {
-            "wafer_running_requests": ("Requests holding sequences.", "running_requests"),
-            "wafer_running_sequences": ("Sequences decoding or prefilling.", "running_sequences"),
-            "wafer_waiting_requests": ("Requests queued for a sequence slot.", "waiting_requests"),
-            "wafer_kv_cells_used": ("KV cells held (running sequences + prefix cache).", "kv_cells_used"),
-            "wafer_kv_cells_running": ("KV cells held by running sequences.", "kv_cells_running"),
-            "wafer_kv_cells_total": ("KV cells of the unified cache.", "kv_cells"),
-            "wafer_preemptions_total": ("Sequences preempted for KV space.", "preemptions"),
+        per_model = {  # name: (help, how to read it from an engine's stats)
+            "wafer_running_requests": ("Requests holding sequences.", lambda st: st["running_requests"]),
+            "wafer_running_sequences": ("Sequences decoding or prefilling.", lambda st: st["running_sequences"]),
+            "wafer_waiting_requests": ("Requests queued for a sequence slot.", lambda st: st["waiting_requests"]),
+            "wafer_kv_cells_used": ("KV cells held (running + prefix cache).", lambda st: st["kv_cells_used"]),
+            "wafer_kv_cells_running": ("KV cells held by running sequences.", lambda st: st["kv_cells_running"]),
+            "wafer_kv_cells_total": ("KV cells of the unified cache.", lambda st: st["kv_cells"]),
+            "wafer_preemptions_total": ("Sequences preempted for KV space.", lambda st: st["preemptions"]),
+            "wafer_prefix_cache_lookups_total": ("Prefix cache lookups.", lambda st: st["cache"]["lookups"]),
+            "wafer_prefix_cache_hits_total": ("Lookups that reused cells.", lambda st: st["cache"]["hits"]),
+            "wafer_prefix_cache_hit_tokens_total": ("Prompt tokens reused from the prefix cache.",
+                                                    lambda st: st["cache"]["hit_tokens"]),
+            "wafer_prefix_cache_cells": ("KV cells held by the prefix cache.", lambda st: st["cache"]["cached_cells"]),
         }
-        for name, (help, key) in gauges.items():
+        for name, (help, read) in per_model.items():
             kind = "counter" if name.endswith("_total") else "gauge"
-            parts.append(_family(name, help, kind, [f'{name}{{model="{_escape(m)}"}} {st[key]}'
-                                                    for m, st in engines.items()]))
-        cache = {
-            "wafer_prefix_cache_lookups_total": ("Prefix cache lookups.", "lookups"),
-            "wafer_prefix_cache_hits_total": ("Prefix cache lookups that reused cells.", "hits"),
-            "wafer_prefix_cache_hit_tokens_total": ("Prompt tokens reused from the prefix cache.", "hit_tokens"),
-            "wafer_prefix_cache_cells": ("KV cells held by the prefix cache.", "cached_cells"),
-        }
-        for name, (help, key) in cache.items():
-            kind = "counter" if name.endswith("_total") else "gauge"
-            parts.append(_family(name, help, kind, [f'{name}{{model="{_escape(m)}"}} {st["cache"][key]}'
+            parts.append(_family(name, help, kind, [f'{name}{{model="{_escape(m)}"}} {read(st)}'
                                                     for m, st in engines.items()]))
         parts.append(_family("wafer_draining", "1 while the server drains for shutdown.", "gauge",
                              [f"wafer_draining {int(draining)}"]))
