@@ -362,3 +362,18 @@ def test_drain_past_grace_period_ends_streams_with_503(resolved_model, tmp_path)
     s.log.close()
     last = json.loads(out[-1])
     assert last["status_code"] == 503 and last["error"]["code"] == "server_shutting_down"
+
+
+def test_max_connections_refuses_beyond_the_limit(resolved_model, tmp_path):
+    s = Server(serve_args(resolved_model) + ["--max-connections", "3"], tmp_path / "server.log")
+    try:
+        held = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(3)]
+        time.sleep(0.2)
+        r = httpx.get(s.url + "/health", timeout=10)
+        assert r.status_code == 503  # refused before any work, not queued or stalled
+        for c in held:
+            c.close()
+        time.sleep(0.2)
+        assert httpx.get(s.url + "/health", timeout=10).status_code == 200
+    finally:
+        s.stop()
