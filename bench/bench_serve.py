@@ -28,16 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.rawloop import RawLoop  # noqa: E402
+from wafer.bench.systems import free_port  # noqa: E402
 
 PROMPT = "Write a detailed essay about the history of sailing ships and the people who built them."
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(model: str, threads: int, parallel: int, log: Path, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:

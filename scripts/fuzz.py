@@ -121,36 +121,6 @@ class Tally:
 # a server of our own
 
 
-class OwnServer:
-    """``python -m wafer serve`` on a free loopback port, log in ``log_path``."""
-
-    def __init__(self, args: list[str], log_path: Path, timeout: float = 180) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "w")  # noqa: SIM115 - the server writes to it until stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "wafer", "serve", "--port", str(self.port), *args],
-                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.time() + timeout
-        while "ready on" not in log_path.read_text(errors="replace"):
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.stop()
-                raise RuntimeError(f"wafer serve did not start:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-
 def log_errors(log_path: Path, limit: int = 20) -> list[dict]:
     """The tracebacks (and fatal errors) of a server log, grouped by exception type and innermost
     wafer frame: ``{"count", "exception", "where", "traceback"}`` (one full traceback each)."""
@@ -175,11 +145,14 @@ def log_errors(log_path: Path, limit: int = 20) -> list[dict]:
     return sorted(groups.values(), key=lambda g: -g["count"])[:limit]
 
 
-def serve_args(model: str, max_body: int, threads: int = 1) -> list[str]:
-    """``wafer serve`` flags of the server ``fuzz.py`` starts itself. One llama.cpp thread by default:
-    with as many threads as cores, the fuzzing client's own CPU use stalls every decode step."""
-    return ["--model", model, "--ctx-size", "256", "--parallel", "16", "--log-level", "warning",
-            "--max-body-bytes", str(max_body), "--threads", str(threads)]
+def start_server(model: str, max_body: int, threads: int, log: Path) -> tuple[subprocess.Popen, str]:
+    """The server ``fuzz.py`` starts itself (bench_serve.start_server, as the soak does). One llama.cpp
+    thread by default: with as many threads as cores, the fuzzing client's own CPU use stalls every decode step."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from bench.bench_serve import start_server as start
+
+    return start(model, threads, 16, log, ["--ctx-size", "256", "--max-body-bytes", str(max_body)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -1175,17 +1148,21 @@ def main(argv: list[str] | None = None) -> int:
                    phases=a.phases, max_time=a.max_time, max_body=a.max_body_bytes, slow_seconds=a.slow_seconds,
                    concurrent=a.concurrent, api_key=a.api_key, seed=a.seed, max_tokens=a.max_tokens,
                    verbose=a.verbose)
-    server = None
+    proc = log_path = None
     if not opts.url:
-        log_dir = Path(tempfile.mkdtemp(prefix="wafer-fuzz-server-"))
-        server = OwnServer(serve_args(opts.model, opts.max_body, a.server_threads), log_dir / "server.log")
-        opts.url = server.url
-        print(f"fuzz: started {server.url} (log {server.log_path})", flush=True)
+        log_path = Path(tempfile.mkdtemp(prefix="wafer-fuzz-server-")) / "server.log"
+        proc, opts.url = start_server(opts.model, opts.max_body, a.server_threads, log_path)
+        print(f"fuzz: started {opts.url} (log {log_path})", flush=True)
     try:
-        result = fuzz(opts, proc=server.proc if server else None, log_path=server.log_path if server else None)
+        result = fuzz(opts, proc=proc, log_path=log_path)
     finally:
-        if server is not None:
-            server.stop()
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     print(table(result))
     if opts.json_path:
         opts.json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,16 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from wafer.bench.systems import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_SPEC = os.environ.get("WAFER_TEST_MODEL", "smollm2-135m")
 MODEL_ID = "smollm2-135m"
 QWEN_ID = "qwen2.5-coder-0.5b"  # the catalogue model with a tool-calling template (pulled by scripts/test)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

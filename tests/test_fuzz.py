@@ -23,7 +23,7 @@ def fuzz_server(resolved_model, tmp_path_factory):
     args = serve_args(resolved_model) + [
         "--ctx-size", "256", "--parallel", "16", "--max-body-bytes", str(MAX_BODY),
         "--header-timeout", "2", "--body-timeout", "2",  # the slow requests (4 s) outlast them: 408s
-        "--threads", "1",  # see fuzz.serve_args
+        "--threads", "1",  # see fuzz.start_server
     ]
     s = Server(args, tmp_path_factory.mktemp("fuzz") / "server.log")
     yield s
