@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..protocol.errors import APIError, wrong_api_key
+from ..protocol.errors import wrong_api_key
 
 LIMIT_NAMES = ("rpm", "rpd", "tpm", "tpd")
 
@@ -113,5 +113,3 @@ class KeySet:
 def _anonymous_name(secret: str) -> str:
     return "key-" + _digest(secret).hex()[:8]
 
-
-__all__ = ["KeySet", "Key", "NotAuthenticated", "parse_limits", "APIError"]

@@ -15,7 +15,7 @@ from functools import partial
 from typing import AsyncIterator, Callable
 
 from ..engine.engine import Engine
-from ..engine.events import ChoiceDelta, RequestDone, RequestFailed
+from ..engine.events import RequestDone, RequestFailed
 from ..engine.sequence import GenerationParams, Request
 
 
@@ -26,7 +26,6 @@ class EngineStream:
         self.queue: asyncio.Queue[tuple[int, list]] = asyncio.Queue()
         self.requests: list[Request] = []
         self.finished: list[RequestDone] = []
-        self.delivered = 0  # output tokens handed out so far (all requests)
         self._open = 0
         self._on_close = on_close
 
@@ -35,7 +34,7 @@ class EngineStream:
         """Prompt + output tokens: the finished requests' usage, else what was computed so far."""
         if self.requests and len(self.finished) == len(self.requests):
             return sum(d.usage.total_tokens for d in self.finished)
-        return sum(len(r.prompt) for r in self.requests) + self.delivered
+        return sum(len(r.prompt) + sum(s.num_generated for s in r.seqs) for r in self.requests)
 
     def _sink(self, k: int, events: list) -> None:  # engine thread
         try:
@@ -60,9 +59,6 @@ class EngineStream:
                 k, evs = await self.queue.get()
                 if k < 0:  # aborted
                     return
-                for ev in evs:
-                    if isinstance(ev, ChoiceDelta):
-                        self.delivered += len(ev.token_ids)
                 if evs and isinstance(evs[-1], (RequestDone, RequestFailed)):
                     self._open -= 1
                     if isinstance(evs[-1], RequestDone):

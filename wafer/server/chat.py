@@ -33,7 +33,7 @@ from ..protocol.errors import APIError, bad_request
 from ..protocol.parse import parse_chat_request
 from .bridge import EngineStream
 from .sse import SSEResponse
-from .http import BIG_BODY, api_version, read_json, until_done_or_disconnect
+from .http import api_version, off_loop_if_big, read_json, until_done_or_disconnect
 from .params import chat_params
 from .registry import ServedModel
 from .submit import find_model, open_stream, submit, usage_of
@@ -41,8 +41,7 @@ from .submit import find_model, open_stream, submit, usage_of
 router = APIRouter()
 
 
-def render_prompt(served: ServedModel, req, plan: ToolPlan, guidance: str | None = None,
-                  accept_reasoning_content: bool = False) -> tuple[list[int], str]:
+def render_prompt(served: ServedModel, req, plan: ToolPlan, guidance: str | None = None) -> tuple[list[int], str]:
     """Chat template -> (prompt token ids, prompt text); tools rendered natively or with wafer's
     fallback, a reasoning family's switches passed to the template."""
     try:
@@ -206,9 +205,7 @@ async def chat_completions(request: Request) -> Response:
     served = find_model(request, req.model)
     plan = plan_tools(req, served.template.source, served.tool_tokens, version)
     fmt_grammar = response_format_grammar(req.response_format, version)
-    render = partial(render_prompt, served, req, plan, schema_guidance(req.response_format))
-    # big prompts are rendered and tokenized off the event loop (tokenizing drops the GIL)
-    prompt, text = await asyncio.to_thread(render) if request.state.body_bytes > BIG_BODY else render()
+    prompt, text = await off_loop_if_big(request, render_prompt, served, req, plan, schema_guidance(req.response_format))
     params = chat_params(req, served.engine.model.n_vocab)
     if req.prediction is not None:
         params.prediction = served.engine.tokenize(req.prediction.text, add_special=False, parse_special=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import AsyncIterator
 
@@ -15,7 +14,7 @@ from ..protocol.errors import APIError, bad_request
 from ..protocol.parse import parse_completion_request
 from .bridge import EngineStream
 from .sse import SSEResponse
-from .http import BIG_BODY, read_json, until_done_or_disconnect
+from .http import off_loop_if_big, read_json, until_done_or_disconnect
 from .params import completion_params
 from .registry import ServedModel
 from .submit import find_model, open_stream, submit
@@ -93,10 +92,7 @@ async def completions(request: Request) -> Response:
     arrival = time.time()
     req = parse_completion_request(await read_json(request))
     served = find_model(request, req.model)
-    if request.state.body_bytes > BIG_BODY:  # tokenize big prompts off the event loop
-        prompts = await asyncio.to_thread(prompts_of, served, req.prompt)
-    else:
-        prompts = prompts_of(served, req.prompt)
+    prompts = await off_loop_if_big(request, prompts_of, served, req.prompt)
     params = completion_params(req, served.engine.model.n_vocab)
     rid = R.new_completion_id()
     request.state.stream = bool(req.stream)

@@ -112,12 +112,11 @@ class Gate:
                     return
                 key_name = key.name if key else OPEN_KEY
                 limits = policy.limiter.for_key(key_name, key.limits if key else None)
-                state["key"] = key_name
                 state["limits"] = limits
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > policy.max_body_bytes:
                 err = too_large(int(length), policy.max_body_bytes)
-                for m in _json_response(413, err.body(), [(b"connection", b"close")]):
+                for m in _json_response(413, err.body(), [(k.encode(), v.encode()) for k, v in err.headers.items()]):
                     await send_with_headers(m)
                 return
             await self.app(scope, receive, send_with_headers)

@@ -19,6 +19,14 @@ def error_response(err: APIError) -> Response:
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers or None)
 
 
+async def off_loop_if_big(request: Request, fn, *args):
+    """``fn(*args)`` in a worker thread when the request body was over BIG_BODY (rendering and
+    tokenizing a big prompt would stall the event loop; tokenizing drops the GIL), else inline."""
+    if request.state.body_bytes > BIG_BODY:
+        return await asyncio.to_thread(fn, *args)
+    return fn(*args)
+
+
 def too_large(size: int, limit: int) -> APIError:
     return APIError(413, f"Request body too large: more than {limit} bytes (got {size}).", code="request_too_large",
                     headers={"connection": "close"})
