@@ -93,7 +93,9 @@ class Server:
 
 @pytest.fixture(scope="session")
 def server(resolved_model, tmp_path_factory):
-    s = Server(serve_args(resolved_model) + ["--parallel", "16"], tmp_path_factory.mktemp("srv") / "server.log")
+    # 16 KV streams of 4096 cells (1.5 GB for SmolLM2) rather than the model's 8192
+    s = Server(serve_args(resolved_model) + ["--parallel", "16", "--ctx-size", "4096"],
+               tmp_path_factory.mktemp("srv") / "server.log")
     yield s
     s.stop()
 
@@ -138,7 +140,8 @@ def tokenizer(model_path):
 @pytest.fixture(scope="session")
 def plain_server(resolved_model, tmp_path_factory):
     """A server without prefix caching: every prompt is computed in one piece, as the raw loop does."""
-    s = Server(serve_args(resolved_model) + ["--no-prefix-cache"], tmp_path_factory.mktemp("plain") / "server.log")
+    s = Server(serve_args(resolved_model) + ["--no-prefix-cache", "--ctx-size", "4096"],
+               tmp_path_factory.mktemp("plain") / "server.log")
     yield s
     s.stop()
 
@@ -158,7 +161,7 @@ def qwen_server(tmp_path_factory):
     from wafer.models import resolve_model
 
     resolve_model(QWEN_ID, pull=True, progress=False)
-    s = Server(["--model", QWEN_ID, "--parallel", "16"], tmp_path_factory.mktemp("qwen") / "server.log")
+    s = Server(["--model", QWEN_ID, "--parallel", "16", "--ctx-size", "4096"], tmp_path_factory.mktemp("qwen") / "server.log")
     yield s
     s.stop()
 

@@ -131,8 +131,9 @@ def test_metrics_text_format():
     m.requests.inc("/v1/chat/completions", "200")
     m.observe_done("m", RequestDone(Usage(10, 5, 4), TimeInfo(0.01, 0.2, 0.4, 0.61, 0.0)))
     st = {"running_requests": 1, "running_sequences": 2, "waiting_requests": 0, "kv_cells_used": 9, "kv_cells_running": 5,
-          "kv_cells": 100, "preemptions": 0,
-          "cache": {"lookups": 3, "hits": 1, "hit_tokens": 4, "cached_cells": 4}}
+          "kv_cells": 100, "preemptions": 0, "free_slots": 3,
+          "step_costs": {"steps": 7, "ubatches": 9, "last_ubatches": 2},
+          "cache": {"lookups": 3, "hits": 1, "hit_tokens": 4, "cached_cells": 4, "host_bytes": 4096}}
     text = m.render({"m": st}, draining=False)
     for line in text.splitlines():
         assert line.startswith("# HELP ") or line.startswith("# TYPE ") or PROM_LINE.match(line), line
@@ -141,4 +142,5 @@ def test_metrics_text_format():
     assert 'wafer_time_per_output_token_seconds_sum{model="m"} 0.1' in text  # 0.4 s over 4 tokens after the first
     assert 'wafer_prompt_cached_tokens_total{model="m"} 4' in text
     assert 'wafer_kv_cells_used{model="m"} 9' in text
+    assert 'wafer_engine_ubatches_total{model="m"} 9' in text and 'wafer_engine_last_step_ubatches{model="m"} 2' in text
     assert "process_resident_memory_bytes " in text

@@ -19,11 +19,15 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alias", action="append", default=[], metavar="ID=MODEL",
                    help="also answer to ID for the served model MODEL, e.g. llama3.1-8b=smollm2-135m (repeatable)")
     p.add_argument("--ctx-size", type=int, default=d.ctx_size,
-                   help="context limit per request (default: the model's, at most 8192)")
+                   help="context per request = KV cells per stream (default: the model's own, within --kv-memory)")
     p.add_argument("--kv-size", type=int, default=d.kv_cells,
-                   help="KV cache cells shared by all sequences and the prefix cache: the memory bound "
-                        "(default: max(ctx-size, 32768))")
-    p.add_argument("--parallel", type=int, default=d.parallel, help="concurrent sequences per model")
+                   help="KV cells over all streams; each of the --parallel streams gets kv-size / parallel "
+                        "(default: parallel x ctx-size)")
+    p.add_argument("--kv-memory", type=int, default=d.kv_memory, metavar="MIB",
+                   help="memory the KV streams may take when neither --ctx-size nor --kv-size is set "
+                        "(default: a quarter of RAM, at most 8192 MiB)")
+    p.add_argument("--parallel", type=int, default=d.parallel,
+                   help="KV streams per model: concurrent sequences (default %(default)s)")
     p.add_argument("--token-budget", type=int, default=d.token_budget,
                    help="tokens per engine step (decodes + prefill chunks) while sequences decode")
     p.add_argument("--prefill-budget", type=int, default=d.prefill_budget,
@@ -33,12 +37,12 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=d.threads, help="llama.cpp threads (default: all cores)")
     p.add_argument("--no-flash-attn", action="store_true", help="disable flash attention")
     p.add_argument("--no-prefix-cache", action="store_true", help="disable automatic prompt (prefix) caching")
+    p.add_argument("--cache-ram", type=int, default=d.cache_ram, metavar="MIB",
+                   help="host memory for KV snapshots of cached prefixes (0: none; default %(default)s)")
     p.add_argument("--cache-ttl-min", type=float, default=d.cache_ttl_min,
-                   help="seconds a cache entry is kept after its last use unless requests need the memory")
+                   help="seconds a cached prefix is kept after its last use unless the memory is needed")
     p.add_argument("--cache-ttl-max", type=float, default=d.cache_ttl_max,
-                   help="seconds after its last use a cache entry is dropped")
-    p.add_argument("--cache-slots", type=int, default=d.cache_slots,
-                   help="sequence ids that may hold cache entries, beyond --parallel (total at most 256)")
+                   help="seconds after its last use a cached prefix is dropped")
     p.add_argument("--chat-template", metavar="FILE", help="Jinja chat template overriding the GGUF's")
     p.add_argument("--reasoning-budget", metavar="low=N,medium=N,high=N", default=None,
                    help="thinking tokens per reasoning_effort before wafer closes the thinking itself "

@@ -20,7 +20,8 @@ def engine_config(args):
         threads=args.threads,
         flash_attn=not args.no_flash_attn,
         prefix_cache=not args.no_prefix_cache,
-        cache_slots=args.cache_slots,
+        cache_ram=args.cache_ram,
+        kv_memory=args.kv_memory,
         cache_ttl_min=args.cache_ttl_min,
         cache_ttl_max=args.cache_ttl_max,
     )

@@ -18,10 +18,11 @@ from .grammar import Grammars
 from .events import LogprobEntry, RequestDone, RequestFailed
 from .llama import ContextConfig, LlamaContext, LlamaModel
 from .output import OutputText, to_entry
-from .prefix_cache import PrefixCache
+from .kv_cache import KVCache
 from .sampler import log_softmax, top_k_indices
 from .scheduler import QueueFull, Scheduler, Work
 from .sequence import GenerationParams, Request, Sequence
+from .step_costs import StepCosts
 
 log = logging.getLogger("wafer.engine")
 
@@ -34,18 +35,47 @@ class ContextOverflow(ValueError):
 
 @dataclass
 class EngineConfig:
-    ctx_size: int = 0  # per-request context limit; 0: the model's trained context, capped at 8192
-    kv_cells: int = 0  # total KV cells shared by all sequences; 0: max(ctx_size, 32768)
-    parallel: int = 16  # sequence slots (concurrent sequences; n > 1 uses n of them)
-    token_budget: int = 256  # tokens per step (decodes + prefill chunks) while sequences decode
+    ctx_size: int = 0  # per-request context = cells per KV stream; 0: the model's own, within kv_memory
+    kv_cells: int = 0  # total KV cells over all streams; 0: parallel x ctx_size
+    parallel: int = 8  # KV streams = concurrent sequences (n > 1 uses n of them)
+    token_budget: int = 256  # tokens per step (decodes + drafts + prefill chunks) while sequences decode
     prefill_budget: int = 1024  # tokens per step when no sequence is decoding (nobody waits on a step)
     max_waiting: int = 256  # queued requests beyond which submit() raises QueueFull
     threads: int = 0  # 0: all cores
     flash_attn: bool = True
     prefix_cache: bool = True
-    cache_slots: int = 48  # sequence ids that may hold cache entries (beyond `parallel`)
-    cache_ttl_min: float = 300.0  # entries unused for less than this are evicted last
-    cache_ttl_max: float = 3600.0  # entries unused for this long are dropped
+    cache_ram: int = 2048  # MiB of host memory for KV snapshots (0: none; resident prefixes are still reused)
+    kv_memory: int = 0  # MiB the KV streams may take when ctx_size and kv_cells are 0; 0: min(RAM / 4, 8 GiB)
+    cache_ttl_min: float = 300.0  # cached prefixes unused for less than this are evicted last
+    cache_ttl_max: float = 3600.0  # cached prefixes unused for this long are dropped
+
+
+def physical_memory() -> int:
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 << 30
+
+
+def size_streams(cfg: EngineConfig, n_ctx_train: int, bytes_per_token: int) -> tuple[int, str]:
+    """Cells per KV stream (= the per-request context) and what limits them: the model's own context,
+    --ctx-size, --kv-size, or the KV memory budget. llama.cpp then rounds it up to a multiple of 256."""
+    own = n_ctx_train or 4096
+    parallel = max(1, cfg.parallel)
+    if cfg.kv_cells:
+        per, why = cfg.kv_cells // parallel, "--kv-size / --parallel"
+        if cfg.ctx_size and cfg.ctx_size < per:
+            per, why = cfg.ctx_size, "--ctx-size"
+        return max(per, 1), why
+    if cfg.ctx_size:
+        return cfg.ctx_size, "--ctx-size"
+    budget = (cfg.kv_memory << 20) if cfg.kv_memory else min(physical_memory() // 4, 8 << 30)
+    fit = budget // (parallel * bytes_per_token) // 256 * 256
+    if fit >= own:
+        return own, "the model's context"
+    return max(fit, 256), "the KV memory budget (--kv-memory)"
 
 
 class Engine:
@@ -55,30 +85,25 @@ class Engine:
         cfg = config or EngineConfig()
         self.model = LlamaModel(model_path)
         self.model_id = model_id
-        ctx_size = cfg.ctx_size or min(self.model.n_ctx_train or 8192, 8192)
-        self.ctx_size = ctx_size
-        kv = cfg.kv_cells or max(ctx_size, 32768)
-        kv = max(kv, ctx_size)
-        threads = cfg.threads or os.cpu_count() or 1
         self.config = cfg
+        per_stream, self.ctx_limited_by = size_streams(cfg, self.model.n_ctx_train, self.model.kv_bytes_per_token)
+        threads = cfg.threads or os.cpu_count() or 1
         self.ctx = LlamaContext(
             self.model,
             ContextConfig(
-                n_ctx=kv,
-                n_seq_max=min(cfg.parallel + (cfg.cache_slots if cfg.prefix_cache else 0), 256),
+                n_seq=min(max(1, cfg.parallel), 256),
+                n_ctx_seq=per_stream,
                 n_batch=max(cfg.token_budget, cfg.prefill_budget, cfg.parallel),
                 n_threads=threads,
                 flash_attn=cfg.flash_attn,
             ),
         )
+        self.ctx_size = self.ctx.n_ctx_seq  # the real per-request limit, as llama.cpp sized the streams
         self.kv_cells = self.ctx.n_ctx
-        cache_slots = self.ctx.cfg.n_seq_max - cfg.parallel
-        self.cache = PrefixCache(
-            self.ctx.seq_cp, self.ctx.seq_rm, cfg.cache_ttl_min, cfg.cache_ttl_max, cfg.prefix_cache,
-            **({"clock": clock} if clock else {}),
-        )
-        self.scheduler = Scheduler(self.kv_cells, cfg.parallel, cfg.token_budget, cfg.max_waiting, self.cache,
-                                   cache_slots, prefill_budget=cfg.prefill_budget)
+        self.kv = KVCache(self.ctx, cfg.prefix_cache, cfg.cache_ram << 20, cfg.cache_ttl_min, cfg.cache_ttl_max,
+                          **({"clock": clock} if clock else {}))
+        self.scheduler = Scheduler(self.kv, cfg.token_budget, cfg.max_waiting, prefill_budget=cfg.prefill_budget,
+                                   n_ubatch=self.ctx.n_ubatch)
         self.pieces = self.model.pieces
         self.grammars = Grammars(self.model)
         self._special_sets: dict[frozenset[int], list[bytes]] = {}
@@ -89,6 +114,7 @@ class Engine:
         self._stop = False
         self.steps = 0
         self.tokens_generated = 0
+        self.step_costs = StepCosts()
         self._thread = threading.Thread(target=self._loop, name=f"wafer-engine-{model_id}", daemon=True)
         self._thread.start()
 
@@ -98,26 +124,22 @@ class Engine:
 
     def check_fits(self, prompt_len: int, params: GenerationParams) -> None:
         n = params.best_of or params.n
+        limit = (f"the context size of this server is {self.ctx_size} tokens per request "
+                 f"(set by {self.ctx_limited_by}; the model's own is {self.model.n_ctx_train})")
         if prompt_len >= self.ctx_size:
             raise ContextOverflow(
                 f"Please reduce the length of the messages or completion. The prompt has {prompt_len} "
-                f"tokens and the context size of this model is {self.ctx_size} tokens."
+                f"tokens and {limit}."
             )
         mx = params.max_new_tokens
         if mx is not None and mx >= 0 and prompt_len + mx > self.ctx_size:
             raise ContextOverflow(
                 f"Please reduce the length of the messages or completion. The prompt has {prompt_len} "
-                f"tokens and {mx} completion tokens were requested, but the context size of this model "
-                f"is {self.ctx_size} tokens."
+                f"tokens and {mx} completion tokens were requested, but {limit}."
             )
-        if n > self.config.parallel:
-            raise ContextOverflow(f"n={n} exceeds the {self.config.parallel} parallel sequences this server runs.")
-        room = self.ctx_size - prompt_len if mx is None or mx < 0 else mx
-        if prompt_len + n * room > self.kv_cells:
-            raise ContextOverflow(
-                f"{n} sequences of up to {prompt_len + room} tokens do not fit the KV cache "
-                f"({self.kv_cells} cells); lower n or max_completion_tokens."
-            )
+        if n > self.kv.n_streams:
+            raise ContextOverflow(f"n={n} exceeds the {self.kv.n_streams} parallel sequences this server runs "
+                                  "(--parallel).")
 
     def _pieces_for(self, special: frozenset[int]) -> list[bytes]:
         """The output pieces of each token, with ``special`` control tokens rendered as their text."""
@@ -187,26 +209,29 @@ class Engine:
     # -- engine thread -----------------------------------------------------------------------
     def _stats(self) -> dict:
         sch = self.scheduler
-        occupied = [s for s in range(sch.n_ids) if self.ctx.seq_pos_max(s) >= 0]
-        holders = sorted(self.cache.holder_slots())
+        kv = self.kv
+        occupied = [st.id for st in kv.streams if self.ctx.seq_pos_max(st.id) >= 0]  # read back from llama.cpp
         return {
             "model": self.model_id,
             "running_requests": len(sch.running),
             "waiting_requests": len(sch.waiting),
             "running_sequences": sch.running_seqs,
-            "free_slots": len(sch.free_slots) + len(holders),  # cache holders are given up on demand
-            "slots": sch.n_ids,
-            "parallel": sch.parallel,
+            "free_slots": len(kv.free()),  # KV streams no running sequence owns
+            "slots": kv.n_streams,
+            "parallel": kv.n_streams,
             "kv_cells": self.kv_cells,
-            "kv_cells_used": sch.used_cells,  # prefix cache + running sequences
-            "kv_cells_running": sum(s.num_computed for r in sch.running for s in r.seqs if s.slot is not None),
-            "kv_slots_occupied": occupied,  # read back from llama.cpp's KV cache
-            "cache_holder_slots": holders,
-            "cache": self.cache.stats(),
+            "kv_cells_per_stream": self.ctx_size,
+            "kv_cells_used": kv.used_cells,  # running sequences + resident cached prefixes
+            "kv_cells_running": kv.running_cells,
+            "kv_slots_occupied": occupied,
+            "cache_holder_slots": [st.id for st in kv.streams if st.owner is None and st.tokens],
+            "cache": kv.stats(),
             "preemptions": sch.preemptions,
             "steps": self.steps,
+            "step_costs": self.step_costs.stats(),
             "tokens_generated": self.tokens_generated,
             "ctx_size": self.ctx_size,
+            "ctx_limited_by": self.ctx_limited_by,
             "grammar": self.grammars.stats(),
         }
 
@@ -267,36 +292,53 @@ class Engine:
     def _fail_all(self, message: str) -> None:
         for req in list(self.scheduler.running):
             self._fail(req, RequestFailed(500, message))
-        self.scheduler.drop_cache()
-        self.ctx.clear()
+        self.kv.reset()
 
+    # -- one step: schedule -> run -> update ------------------------------------------------------
     def _step(self) -> None:
         work = self.scheduler.schedule()
         if not work:
             return
+        rows = self._run(work)
+        if rows is not None:
+            self._update(rows)
+
+    def _run(self, work: list[Work]) -> list[tuple[Work, int, bool]] | None:
+        """Fill the batch (entries sorted by sequence id) and decode it. Returns each work item's
+        first logits row (and whether it asked for prompt logprobs), or None when the decode failed."""
         batch = self.ctx.batch
         batch.clear()
         rows: list[tuple[Work, int, bool]] = []
         now = time.time()
+        prefill = False
         for w in work:
             s = w.seq
             req = s.req
             if req.admitted is None:
                 req.admitted = now
             toks = s.tokens[w.start : w.end]
+            prefill = prefill or w.end - w.start > 1
             if w.draft:
-                rows.append((w, batch.add_all_logits(s.slot, toks + w.draft, w.start), False))
+                rows.append((w, batch.add_all_logits(s.seq_id, toks + w.draft, w.start), False))
             elif req.params.prompt_logprobs and s.index == 0 and w.start == len(req.prompt_logprobs) - (w.start > 0):
-                rows.append((w, batch.add_all_logits(s.slot, toks, w.start), True))
+                rows.append((w, batch.add_all_logits(s.seq_id, toks, w.start), True))
             else:
-                rows.append((w, batch.add(s.slot, toks, w.start, w.samples), False))
+                rows.append((w, batch.add(s.seq_id, toks, w.start, w.samples), False))
+        copies = bool(self.kv.pending_dst)
+        t0 = time.perf_counter()
         status = self.ctx.decode()
+        elapsed = time.perf_counter() - t0
+        self.kv.decoded()
         if status != 0:
-            self._decode_failed(status, work)
-            return
+            self._decode_failed(status, work, copies)
+            return None
         self.steps += 1
+        self.step_costs.record(sum(1 for w in work if w.samples), prefill, self.scheduler.ubatches(work), elapsed)
+        return rows
+
+    def _update(self, rows: list[tuple[Work, int, bool]]) -> None:
+        """Advance each sequence past what was computed, sample, and send the events."""
         events: dict[Request, list] = {}
-        finished: list[Request] = []
         for w, row, all_logits in rows:
             s = w.seq
             req = s.req
@@ -304,7 +346,6 @@ class Engine:
                 self._prompt_logprobs(req, w, row)
                 row = row + (w.end - w.start - 1)
             s.num_computed = w.end
-            self.cache.insert(s)
             if w.draft:
                 self._verify(s, w.draft, row, events)
                 continue
@@ -319,6 +360,7 @@ class Engine:
                     if c.num_generated == 0 and c.num_computed == c.num_prompt:
                         self._sample(c, logits, events)
             self._sample(s, logits, events)
+        finished: list[Request] = []
         for req, evs in events.items():
             if all(s.finished for s in req.seqs):
                 finished.append(req)
@@ -340,32 +382,28 @@ class Engine:
             accepted += 1
         s.verifying = False
         keep = s.num_computed + accepted  # the last token's cell and the accepted drafts' cells
-        self.ctx.seq_rm(s.slot, keep, -1)
+        self.ctx.seq_rm(s.seq_id, keep, -1)
         s.num_computed = keep
-        self.cache.insert(s)
         s.drafter.update(draft, accepted)
         if s.finished:
             self.scheduler.release(s)
 
-    def _decode_failed(self, status: int, work: list[Work]) -> None:
-        if status == 1 and len(self.scheduler.running) > 1:
-            # No KV slot: free the newest request and let it recompute later.
-            for w in work:  # cells of the failed batch may be partly written: recompute them
-                if w.seq.slot is not None:
-                    self.ctx.seq_rm(w.seq.slot, w.start, -1)
-            self.scheduler._preempt(self.scheduler.running[-1])
+    def _decode_failed(self, status: int, work: list[Work], copies: bool) -> None:
+        if status == 1 and len(self.scheduler.running) > 1 and not copies:
+            # No KV slot (cannot happen while every sequence fits its stream): roll back the failed
+            # batch's cells and let the newest request resume later.
+            for w in work:
+                if w.seq.seq_id is not None:
+                    self.ctx.seq_rm(w.seq.seq_id, w.start, -1)
+            self.scheduler.preempt(self.scheduler.running[-1])
             return
         self._fail_all(f"llama_decode failed with status {status}")
 
     def _fork_children(self, req: Request, parent: Sequence) -> None:
         for c in req.seqs[1:]:
             if c.parent is parent:
-                self.ctx.seq_cp(parent.slot, c.slot, 0, parent.num_prompt)
-                c.num_computed = parent.num_prompt
-                c.shared = parent.num_prompt
+                self.kv.fork(parent, c)
                 c.parent = None
-                c.prepared = True
-                self.cache.active.add(c.slot)
 
     def _prompt_logprobs(self, req: Request, w: Work, first_row: int) -> None:
         s = w.seq
@@ -400,7 +438,7 @@ class Engine:
         self._deliver(s, stopped, events)
 
     def _deliver(self, s: Sequence, stopped: bool, events: dict) -> None:
-        """After new tokens: finish the text if the sequence ended (its slot is released, except during a
+        """After new tokens: finish the text if the sequence ended (its stream is released, except during a
         draft verification, which does it afterwards) and queue what can be sent."""
         req = s.req
         out: OutputText = req.output

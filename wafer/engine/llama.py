@@ -1,4 +1,4 @@
-"""llama.cpp runner: one model, one context with a unified KV cache, many sequences.
+"""llama.cpp runner: one model, one context with one KV stream per sequence.
 
 Everything here is a thin layer over llama-cpp-python's low-level API (module ``llama_cpp``).
 The batch is owned by us: its arrays are numpy buffers that llama.cpp reads through pointers, so
@@ -46,11 +46,11 @@ def init_backend() -> None:
 
 @dataclass
 class ContextConfig:
-    n_ctx: int  # total KV cells, shared by every sequence (unified KV cache)
-    n_seq_max: int  # number of sequence ids
+    n_seq: int  # KV streams = sequence ids (kv_unified = false: sequence i is stream i)
+    n_ctx_seq: int  # cells per stream (llama.cpp pads it to a multiple of 256)
     n_batch: int  # most tokens in one llama_decode
     n_threads: int
-    flash_attn: bool = True
+    flash_attn: bool = True  # also keeps V untransposed, so snapshots copy whole rows
 
 
 class Batch:
@@ -130,6 +130,17 @@ class LlamaModel:
             [lc.llama_vocab_is_eog(self.vocab, t) for t in range(self.n_vocab)], dtype=bool
         )
         self.eog_ids = np.flatnonzero(self.eog)
+        self.kv_bytes_per_token = self._kv_bytes_per_token()
+
+    def _kv_bytes_per_token(self) -> int:
+        """Bytes of K and V (f16) one token takes in the KV cache, over all layers."""
+        n_layer = lc.llama_model_n_layer(self.model)
+        n_head = max(1, lc.llama_model_n_head(self.model))
+        n_head_kv = lc.llama_model_n_head_kv(self.model) or n_head
+        arch = self.metadata.get("general.architecture", "")
+        head = int(self.metadata.get(f"{arch}.attention.key_length", 0)) or lc.llama_model_n_embd(self.model) // n_head
+        head_v = int(self.metadata.get(f"{arch}.attention.value_length", 0)) or head
+        return n_layer * n_head_kv * (head + head_v) * 2
 
     def _read_metadata(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -194,19 +205,19 @@ class LlamaModel:
 
 
 class LlamaContext:
-    """A llama.cpp context (unified KV cache) plus our batch; all calls from one thread."""
+    """A llama.cpp context with ``n_seq`` KV streams plus our batch; all calls from one thread."""
 
     def __init__(self, model: LlamaModel, cfg: ContextConfig):
         self.model = model
         self.cfg = cfg
         p = lc.llama_context_default_params()
-        p.n_ctx = cfg.n_ctx
+        p.n_ctx = cfg.n_seq * cfg.n_ctx_seq
         p.n_batch = cfg.n_batch
         p.n_ubatch = min(cfg.n_batch, 512)
-        p.n_seq_max = cfg.n_seq_max
+        p.n_seq_max = cfg.n_seq
         p.n_threads = cfg.n_threads
         p.n_threads_batch = cfg.n_threads
-        p.kv_unified = True
+        p.kv_unified = False
         p.no_perf = True
         p.flash_attn_type = (
             lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if cfg.flash_attn else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
@@ -214,7 +225,10 @@ class LlamaContext:
         self.ctx = lc.llama_init_from_model(model.model, p)
         if not self.ctx:
             raise RuntimeError("llama.cpp could not create a context (out of memory?)")
+        self.n_seq = lc.llama_n_seq_max(self.ctx)
+        self.n_ctx_seq = lc.llama_n_ctx_seq(self.ctx)  # what llama.cpp really gives each stream
         self.n_ctx = lc.llama_n_ctx(self.ctx)
+        self.n_ubatch = p.n_ubatch
         self.mem = lc.llama_get_memory(self.ctx)
         self.batch = Batch(cfg.n_batch)
         self.n_vocab = model.n_vocab
@@ -236,11 +250,27 @@ class LlamaContext:
     def seq_rm(self, seq_id: int, p0: int = 0, p1: int = -1) -> None:
         lc.llama_memory_seq_rm(self.mem, seq_id, p0, p1)
 
-    def seq_cp(self, src: int, dst: int, p0: int = 0, p1: int = -1) -> None:
+    def seq_cp(self, src: int, dst: int, p0: int = -1, p1: int = -1) -> None:
+        """Between streams only the whole stream (p0 = p1 = -1); the data moves at the next decode."""
         lc.llama_memory_seq_cp(self.mem, src, dst, p0, p1)
 
     def seq_pos_max(self, seq_id: int) -> int:
         return lc.llama_memory_seq_pos_max(self.mem, seq_id)
+
+    def state_get(self, seq_id: int) -> bytearray:
+        """A snapshot of every cell of one sequence, written straight into host memory."""
+        size = lc.llama_state_seq_get_size_ext(self.ctx, seq_id, 0)
+        data = bytearray(size)
+        n = lc.llama_state_seq_get_data_ext(self.ctx, (ctypes.c_uint8 * size).from_buffer(data), size, seq_id, 0)
+        if n < size:
+            del data[n:]
+        return data
+
+    def state_set(self, seq_id: int, data: bytearray) -> int:
+        """Restore a snapshot into a sequence (its cells are replaced), read in place. Returns the
+        bytes read, 0 on failure (the sequence is then empty)."""
+        n = len(data)
+        return lc.llama_state_seq_set_data_ext(self.ctx, (ctypes.c_uint8 * n).from_buffer(data), n, seq_id, 0)
 
     def clear(self) -> None:
         lc.llama_memory_clear(self.mem, True)

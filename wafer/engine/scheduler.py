@@ -1,15 +1,20 @@
 """Continuous batching: one token budget per step, shared by decodes and prefill chunks.
 
-Each step, every running sequence that is decoding gets one token; what is left of the budget goes
-to prefill chunks, first of requests already running, then of waiting requests admitted in arrival
-order while sequence slots and KV cells last. Before its first chunk a sequence takes the longest
-cached prefix of its tokens from the prefix cache; if a running request is computing a longer
-common prefix right now, it waits for it instead of computing the same tokens twice.
+Each step, every running sequence that is decoding gets one token (plus the draft it verifies, if
+any); what is left of the budget goes to prefill chunks, first of requests already running, then of
+waiting requests admitted in queue order while KV streams are free. Before its first chunk a sequence
+asks the KV owner (``KVCache``) for the longest cached prefix of its tokens; if a running sequence is
+computing a longer common prefix right now, it waits for it instead of computing the same tokens
+twice. ``n > 1`` children wait for their parent's prompt and are forked from it.
 
-When the KV cache cannot hold the next step, cache entries are evicted (least recently used, old
-ones first); if that is not enough, the most recently admitted request is preempted: it leaves what
-it computed in the prefix cache and goes back to the head of the queue with its generated tokens
-kept, so it resumes where it stopped, usually without recomputing much.
+Every sequence has its own KV stream of ``n_ctx_seq`` cells and a request is admitted only if it fits
+one, so a running sequence never runs out of cells. The step's work is sorted by sequence id: llama.cpp
+puts sequences with consecutive ids and equal token counts into one ubatch (``ubatch.split``), so the
+decodes of sequences on a packed range of ids cost one pass over the weights.
+
+Preemption (after a failed decode): the newest request leaves its streams (their content saved to host
+memory) and goes back to the head of the queue with its generated tokens kept, so it resumes where it
+stopped, usually without recomputing anything.
 """
 
 from __future__ import annotations
@@ -17,9 +22,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from .prefix_cache import PrefixCache
+from . import ubatch
+from .kv_cache import KVCache
 from .sequence import Request, Sequence
 
 
@@ -39,23 +43,15 @@ class QueueFull(Exception):
     pass
 
 
-def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
-    n = min(len(a), len(b))
-    diff = np.flatnonzero(a[:n] != b[:n])
-    return int(diff[0]) if len(diff) else n
-
-
 class Scheduler:
-    def __init__(self, kv_cells: int, n_slots: int, token_budget: int, max_waiting: int,
-                 cache: PrefixCache, cache_slots: int = 0, prefill_budget: int = 0):
-        self.kv_cells = kv_cells
-        self.parallel = n_slots
-        self.token_budget = max(token_budget, n_slots)
+    def __init__(self, kv: KVCache, token_budget: int, max_waiting: int, prefill_budget: int = 0,
+                 n_ubatch: int = 512):
+        self.kv = kv
+        self.parallel = kv.n_streams
+        self.token_budget = max(token_budget, self.parallel)
         self.prefill_budget = max(prefill_budget, self.token_budget)
         self.max_waiting = max_waiting
-        self.cache = cache
-        self.n_ids = n_slots + cache_slots
-        self.free_slots: list[int] = list(range(self.n_ids - 1, -1, -1))
+        self.n_ubatch = n_ubatch
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
         self.preemptions = 0
@@ -70,28 +66,13 @@ class Scheduler:
         return bool(self.waiting or self.running)
 
     @property
-    def used_cells(self) -> int:
-        """KV cells in use: the prefix cache's plus what running sequences hold outside it."""
-        return self.cache.cells + sum(r.kv_cells for r in self.running)
-
-    @property
     def running_seqs(self) -> int:
-        return sum(1 for r in self.running for s in r.seqs if s.slot is not None)
+        return sum(1 for r in self.running for s in r.seqs if s.seq_id is not None)
 
-    # -- slots -------------------------------------------------------------------------------
-    def _admit(self, req: Request) -> None:
-        for s in req.seqs:
-            s.slot = self.free_slots.pop()
-        self.running.append(req)
-
+    # -- streams -----------------------------------------------------------------------------
     def release(self, seq: Sequence) -> None:
-        """A sequence stops running: its id goes back to the pool unless the cache keeps it."""
-        if seq.slot is None:
-            return
-        if self.cache.release(seq):
-            self.free_slots.append(seq.slot)
-        seq.slot = None
-        seq.node = None
+        """A sequence stops running: its stream goes back to the pool, its cells stay as cache."""
+        self.kv.release(seq)
 
     def remove(self, req: Request) -> None:
         """Take a request out of the scheduler (finished, cancelled or failed)."""
@@ -105,44 +86,27 @@ class Scheduler:
         for s in req.seqs:
             self.release(s)
 
-    def _preempt(self, req: Request) -> None:
-        self.remove(req)
+    def preempt(self, req: Request) -> None:
+        if req in self.running:
+            self.running.remove(req)
         for s in req.seqs:
-            s.num_computed = s.shared = s.tree_end = 0
+            if s.seq_id is not None:
+                self.kv.preempt(s)
+            s.num_computed = 0
             s.prepared = False
             s.wait = None
+            if s.index > 0 and s.num_generated == 0:
+                s.parent = req.seqs[0]
         self.waiting.appendleft(req)
         self.preemptions += 1
 
-    def _free_ids(self, ids: list[int]) -> None:
-        self.free_slots.extend(ids)
-
     def drop_cache(self) -> None:
-        """Forget every prefix-cache entry no running request uses; their ids return to the pool."""
-        self._free_ids(self.cache.clear())
-
-    def _room(self, cells: int) -> int:
-        """Free cells, after evicting cache entries (old first, then young) to reach ``cells``."""
-        free = self.kv_cells - self.used_cells
-        for young in (False, True):
-            if free >= cells:
-                break
-            _, ids = self.cache.evict(cells=cells - free, allow_young=young)
-            self._free_ids(ids)
-            free = self.kv_cells - self.used_cells
-        return free
-
-    def _ids(self, n: int) -> bool:
-        for young in (False, True):
-            if len(self.free_slots) >= n:
-                break
-            _, ids = self.cache.evict(slots=n - len(self.free_slots), allow_young=young)
-            self._free_ids(ids)
-        return len(self.free_slots) >= n
+        """Forget every cached prefix no running request uses."""
+        self.kv.clear()
 
     # -- prefix sharing ----------------------------------------------------------------------
     def _prepare(self, s: Sequence) -> bool:
-        """Before a sequence's first chunk: share what is cached. False: wait (for a parent's prompt
+        """Before a sequence's first chunk: take what is cached. False: wait (for a parent's prompt
         or for a running request that is computing a longer common prefix)."""
         if s.prepared:
             return True
@@ -150,98 +114,64 @@ class Scheduler:
             return False
         if s.wait is not None:
             src, upto = s.wait
-            if src.slot is not None and not src.finished and src.num_computed < upto:
+            if src.seq_id is not None and not src.finished and src.num_computed < upto:
                 return False
-            s.wait = None
-        elif self.cache.enabled and not s.req.params.prompt_logprobs:
-            src = self._computing_source(s)
-            if src is not None:
-                s.wait = src
-                return False
-        got = self.cache.acquire(s, share=not s.req.params.prompt_logprobs)
-        s.prepared = True
+        if not self.kv.prepare(s, share=not s.req.params.prompt_logprobs):
+            return False
         if s.index == 0 and s.req.cached_tokens is None:
-            s.req.cached_tokens = got
+            s.req.cached_tokens = s.num_computed
         return True
-
-    def _computing_source(self, s: Sequence) -> tuple[Sequence, int] | None:
-        """A running sequence whose prompt shares more with ``s`` than the cache has yet."""
-        mine = np.asarray(s.tokens[: len(s.tokens) - 1], dtype=np.int64)
-        cached = self.cache.peek(s.tokens)
-        best = None
-        for r in self.running:
-            src = r.seqs[0]
-            if r is s.req or src.slot is None or src.finished:
-                continue
-            n = common_prefix(r.prompt_np, mine)
-            if n > cached and src.num_computed < n and (best is None or n > best[1]):
-                best = (src, n)
-        return best
 
     # -- one step ----------------------------------------------------------------------------
     def schedule(self) -> list[Work]:
-        """Work for the next step."""
-        self._free_ids(self.cache.expire())
+        """Work for the next step, sorted by sequence id."""
+        self.kv.expire()
         decoding = self._decoding()
-        # Room for one token per decoding sequence: evict cache entries, then preempt the newest.
-        while self._room(len(decoding)) < len(decoding) and len(self.running) > 1:
-            self._preempt(self.running[-1])
-            decoding = self._decoding()
         work: list[Work] = [Work(s, s.num_computed, s.num_computed + 1) for s in decoding]
         busy = {id(s) for s in decoding}
         # A big prefill chunk stalls every decoding stream for its duration; with none, use more.
         budget = (self.token_budget if decoding else self.prefill_budget) - len(work)
-        scheduled = len(work)
-        free = self.kv_cells - self.used_cells - scheduled  # drafts never evict anything
         for w in work:
             d = w.seq.drafter
-            if d is not None and budget > 0 and free > 0:
+            if d is not None and budget > 0:
                 s = w.seq
-                w.draft = d.propose(s.tokens[s.num_prompt :], min(budget, free, s.req.max_new - s.num_generated - 1))
+                w.draft = d.propose(s.tokens[s.num_prompt :], min(budget, s.req.max_new - s.num_generated - 1))
                 g = s.grammar
                 if w.draft and g is not None and (s.reasoning is None or s.reasoning.content):
                     w.draft = w.draft[: g.m.validate_tokens(w.draft)]  # verify only what the grammar allows
                 budget -= len(w.draft)
-                free -= len(w.draft)
-                scheduled += len(w.draft)
 
-        def chunk(s: Sequence) -> bool:
-            """Schedule a prefill chunk of ``s``; False when the KV cache is full."""
-            nonlocal budget, scheduled
+        def chunk(s: Sequence) -> None:
+            nonlocal budget
             k = min(len(s.tokens) - s.num_computed, budget)
-            k = min(k, self._room(scheduled + k) - scheduled)
-            if k <= 0:
-                return False
-            work.append(Work(s, s.num_computed, s.num_computed + k))
-            budget -= k
-            scheduled += k
-            return True
+            if k > 0:
+                work.append(Work(s, s.num_computed, s.num_computed + k))
+                budget -= k
 
         for req in self.running:
             for s in req.seqs:
                 if budget <= 0:
-                    return work
-                if s.finished or id(s) in busy or not self._prepare(s):
-                    continue
-                if not chunk(s):
-                    return work
+                    break
+                if not s.finished and id(s) not in busy and self._prepare(s):
+                    chunk(s)
         while self.waiting and budget > 0:
             req = self.waiting[0]
             if req.cancelled:
                 self.waiting.popleft()
                 continue
-            n = len(req.seqs)
-            if self.running_seqs + n > self.parallel or not self._ids(n):
-                break
-            need = len(req.seqs[0].tokens) - self.cache.peek(req.seqs[0].tokens) + n
-            if self._room(scheduled + need) - scheduled < need:
+            if not self.kv.admit(req.seqs):
                 break
             self.waiting.popleft()
-            self._admit(req)
+            self.running.append(req)
             for s in req.seqs:
                 if budget > 0 and self._prepare(s):
                     chunk(s)
+        work.sort(key=lambda w: w.seq.seq_id)
         return work
+
+    def ubatches(self, work: list[Work]) -> int:
+        """Passes over the weights llama.cpp will make for this work (its split_equal)."""
+        return ubatch.count([(w.seq.seq_id, w.end - w.start + len(w.draft)) for w in work], self.n_ubatch)
 
     def _decoding(self) -> list[Sequence]:
         return [

@@ -50,14 +50,11 @@ class Sequence:
         self.sampler = sampler
         self.tokens: list[int] = list(req.prompt)
         self.num_prompt = len(req.prompt)
-        self.num_computed = 0
-        self.shared = 0  # leading KV cells shared with the parent sequence (n > 1)
-        self.slot: int | None = None  # llama.cpp sequence id
+        self.num_computed = 0  # tokens whose KV cells its stream holds (positions 0..num_computed-1)
+        self.seq_id: int | None = None  # llama.cpp sequence id = its KV stream, while running
         self.parent: Sequence | None = None  # waits for the parent's prompt, then forks from it
-        self.prepared = False  # has looked up the prefix cache since its last admission
+        self.prepared = False  # has taken its cached prefix since its last admission
         self.wait: tuple[Sequence, int] | None = None  # waits for a running sequence to compute a shared prefix
-        self.node = None  # prefix-cache node its path is locked at
-        self.tree_end = 0  # tokens of its path that are in the prefix cache
         self.detok = IncrementalDetokenizer(model_pieces)
         self.text = ""
         self.emitted = 0
@@ -68,7 +65,7 @@ class Sequence:
         self.grammar: GrammarState | None = None
         self.reasoning: ThinkTracker | HarmonyTracker | None = None
         self.drafter: Drafter | None = None
-        self.verifying = False  # inside a draft verification: the engine releases the slot afterwards
+        self.verifying = False  # inside a draft verification: the engine releases the stream afterwards
 
     @property
     def num_generated(self) -> int:
@@ -77,11 +74,6 @@ class Sequence:
     @property
     def finished(self) -> bool:
         return self.finish_reason is not None
-
-    @property
-    def kv_cells(self) -> int:
-        """Cells of this sequence not counted elsewhere (by the prefix cache or its parent)."""
-        return self.num_computed - max(self.shared, self.tree_end)
 
 
 class Request:
@@ -140,10 +132,6 @@ class Request:
             elif self.params.speculate_ngram:
                 s.drafter = Drafter(self.prompt, self.params.draft_max, follow=False)
             self.seqs.append(s)
-
-    @property
-    def kv_cells(self) -> int:
-        return sum(s.kv_cells for s in self.seqs if s.slot is not None)
 
     def usage(self) -> Usage:
         for s in self.seqs:
