@@ -408,6 +408,14 @@ def idle_checks(st: dict) -> dict[str, bool]:
     }
 
 
+def window_rate(samples: list[tuple[float, int]], t0: float, t1: float) -> float | None:
+    """Tokens per second between the samples nearest to t0 and t1 (None with fewer than 2 in it)."""
+    inside = [(t, n) for t, n in samples if t0 - 1.0 <= t <= t1 + 1.0]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
+
 async def fetch_stats(http: httpx.AsyncClient, model: str) -> dict:
     stats = (await http.get("/wafer/stats")).json()
     return stats.get(model) or next(iter(stats.values()))
@@ -438,13 +446,15 @@ def log_problems(path: Path) -> list[str]:
 
 async def _soak(url: str, clients: int, duration: float, disconnect: float, seed: int, pid: int | None,
                 model: str, grace: float, idle_timeout: float, stall_timeout: float,
-                max_rss_growth: float, log_path: Path | None, max_prompt_words: int, max_tokens: int) -> dict:
+                max_rss_growth: float, log_path: Path | None, max_prompt_words: int, max_tokens: int,
+                min_sustained: float = 0.9) -> dict:
     tally = Tally()
     client = Client(url, tally, stall_timeout)
     workload = Workload(model, seed, max_prompt_words, max_tokens)
     cpu0 = time.process_time()
     warmup = max(5.0, 0.1 * duration)
     rss: list[tuple[float, int]] = []
+    generated: list[tuple[float, int]] = []  # (seconds from the start, the engine's tokens_generated)
     peaks = Counter()
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         before, _ = await wait_idle(http, model, idle_timeout)
@@ -464,8 +474,10 @@ async def _soak(url: str, clients: int, duration: float, disconnect: float, seed
                     rss.append((round(time.monotonic() - t0, 1), kb))
                 try:
                     st = await fetch_stats(http, model)
+                    generated.append((time.monotonic() - t0, st["tokens_generated"]))
                     for k in ("running_requests", "waiting_requests", "running_sequences", "kv_cells_used"):
                         peaks[k] = max(peaks[k], st[k])
+                    peaks["host_cache_bytes"] = max(peaks["host_cache_bytes"], st["cache"].get("host_bytes", 0))
                 except (httpx.HTTPError, ValueError) as e:
                     tally.error("stats", repr(e))
                 await asyncio.sleep(SAMPLE_EVERY)
@@ -511,6 +523,13 @@ async def _soak(url: str, clients: int, duration: float, disconnect: float, seed
         failures.append(f"{len(problems)} error lines in the server log")
     if not tally.completed:
         failures.append("no request completed")
+    first, last = window_rate(generated, 0.0, 60.0), window_rate(generated, load_s - 60.0, load_s)
+    sustained = last / first if first and last is not None else None
+    if duration >= 180 and sustained is not None and sustained < min_sustained:
+        failures.append(f"throughput fell: last minute {last:.1f} tok/s is {sustained:.2f}x the first ({first:.1f})")
+    cache_cap = ((after or before)["cache"]).get("host_capacity_bytes")
+    if cache_cap is not None and peaks["host_cache_bytes"] > cache_cap:
+        failures.append(f"host prompt cache held {peaks['host_cache_bytes']} bytes, over its {cache_cap}")
     gen = (after or before)["tokens_generated"] - before["tokens_generated"]
     steps = (after or before)["steps"] - before["steps"]
     return {
@@ -530,6 +549,11 @@ async def _soak(url: str, clients: int, duration: float, disconnect: float, seed
         "finish_reasons": dict(tally.finish),
         "tokens": tally.tokens,
         "tok_s": tally.tokens / load_s,
+        "engine_tok_s_first_minute": first,
+        "engine_tok_s_last_minute": last,
+        "sustained_ratio": sustained,
+        "host_cache_bytes_peak": peaks["host_cache_bytes"],
+        "host_cache_capacity_bytes": cache_cap,
         "engine_tokens_generated": gen,
         "engine_tok_s": gen / wall_s,
         "engine_steps": steps,
@@ -562,10 +586,12 @@ async def _soak(url: str, clients: int, duration: float, disconnect: float, seed
 def run_soak(url: str, clients: int = 64, duration: float = 600, disconnect: float = 0.2, seed: int = 0,
              pid: int | None = None, model: str = "smollm2-135m", grace: float = 30.0, idle_timeout: float = 60.0,
              stall_timeout: float = 300.0, max_rss_growth: float = 0.05, log_path: Path | None = None,
-             max_prompt_words: int = MAX_PROMPT_WORDS, max_tokens: int = MAX_TOKENS) -> dict:
-    """Run the soak against a live server and return the results (``passed``, ``failures``, counts, RSS)."""
+             max_prompt_words: int = MAX_PROMPT_WORDS, max_tokens: int = MAX_TOKENS, min_sustained: float = 0.9) -> dict:
+    """Run the soak against a live server and return the results (``passed``, ``failures``, counts, RSS,
+    engine tok/s in the first and the last minute: a run of 3 minutes or more fails when the last is
+    below ``min_sustained`` x the first)."""
     return asyncio.run(_soak(url, clients, duration, disconnect, seed, pid, model, grace, idle_timeout,
-                             stall_timeout, max_rss_growth, log_path, max_prompt_words, max_tokens))
+                             stall_timeout, max_rss_growth, log_path, max_prompt_words, max_tokens, min_sustained))
 
 
 def start_server(model: str, parallel: int, log: Path) -> tuple[subprocess.Popen, str]:
@@ -591,6 +617,9 @@ def print_table(r: dict) -> None:
         ("tokens (completed)", r["tokens"]),
         ("aggregate tok/s (completed)", f"{r['tok_s']:.1f}"),
         ("engine tok/s (all generated)", f"{r['engine_tok_s']:.1f}  ({r['engine_steps_s']:.2f} steps/s)"),
+        ("engine tok/s first / last minute", "n/a" if r["sustained_ratio"] is None else
+         f"{r['engine_tok_s_first_minute']:.1f} / {r['engine_tok_s_last_minute']:.1f}  ({r['sustained_ratio']:.2f}x)"),
+        ("host prompt cache peak", f"{mib(r['host_cache_bytes_peak'] // 1024)} of {mib((r['host_cache_capacity_bytes'] or 0) // 1024)}"),
         ("latency p50 / p99", f"{r['latency_s']['p50']:.2f} s / {r['latency_s']['p99']:.2f} s" if r["latency_s"] else "n/a"),
         ("max prompt tokens", r["max_prompt_tokens"]),
         ("RSS baseline", mib(rss["baseline"])),
@@ -621,6 +650,8 @@ def main() -> None:
     ap.add_argument("--grace", type=float, default=30, help="seconds in-flight requests may finish after the run")
     ap.add_argument("--stall-timeout", type=float, default=300, help="seconds without a byte that count as a hang")
     ap.add_argument("--max-rss-growth", type=float, default=0.05)
+    ap.add_argument("--min-sustained", type=float, default=0.9,
+                    help="last-minute engine tok/s must be at least this x the first minute's (runs >= 180 s)")
     ap.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="longest completion (1..N, uniform)")
     ap.add_argument("--max-prompt-words", type=int, default=MAX_PROMPT_WORDS, help="longest prompt in words (about a token each)")
     ap.add_argument("--json", type=Path, default=RESULTS / "soak.json")
@@ -637,7 +668,8 @@ def main() -> None:
     try:
         res = run_soak(url, args.clients, args.duration, args.disconnect, args.seed, pid, args.model, args.grace,
                        stall_timeout=args.stall_timeout, max_rss_growth=args.max_rss_growth, log_path=log,
-                       max_prompt_words=args.max_prompt_words, max_tokens=args.max_tokens)
+                       max_prompt_words=args.max_prompt_words, max_tokens=args.max_tokens,
+                       min_sustained=args.min_sustained)
     finally:
         if proc is not None:
             proc.terminate()

@@ -19,6 +19,8 @@ from wafer.bench.systems import Endpoint, LlamaCppPython, LlamaServer, Raw, Skip
 from wafer.bench.workloads import WORKLOADS, Request, WorkloadConfig, estimate_tokens, generate, probe
 from wafer.cli.main import main as wafer_main
 
+pytestmark = pytest.mark.model_free  # needs no model file
+
 
 class Stub:
     """An OpenAI-compatible streaming endpoint: ``chunks`` content chunks, the first after

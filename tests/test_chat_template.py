@@ -7,6 +7,8 @@ import pytest
 from wafer.chat.messages import UnsupportedContent, to_template_messages
 from wafer.chat.template import ChatTemplate, TemplateError
 
+pytestmark = pytest.mark.model_free  # needs no model file
+
 
 def test_hf_globals_and_filters():
     t = ChatTemplate(

@@ -24,6 +24,8 @@ from test_client_loopback import (
 
 import wafer.client as wc
 
+pytestmark = pytest.mark.model_free  # needs no model file
+
 MSG = [{"role": "user", "content": "hi"}]
 BACKOFF = [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]  # with jitter 0: min(0.5 * 2**k, 8)
 

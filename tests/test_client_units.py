@@ -27,6 +27,8 @@ import wafer.client as wc
 from wafer.client._retries import parse_retry_after, retry_delay, should_retry
 from wafer.client._streaming import SSEDecoder
 
+pytestmark = pytest.mark.model_free  # needs no model file
+
 MSG = [{"role": "user", "content": "hi"}]
 
 

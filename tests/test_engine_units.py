@@ -15,6 +15,7 @@ from wafer.engine.stops import StopMatcher
 EOG = np.array([0])
 
 
+@pytest.mark.model_free
 def test_greedy_and_bias():
     row = np.array([0.0, 1.0, 5.0, 2.0], dtype=np.float32)
     s = SequenceSampler(SamplingParams(temperature=0), EOG)
@@ -24,6 +25,7 @@ def test_greedy_and_bias():
     assert row[2] == 5.0  # the engine's logits are not modified
 
 
+@pytest.mark.model_free
 def test_block_eog():
     row = np.array([9.0, 1.0, 0.0], dtype=np.float32)
     s = SequenceSampler(SamplingParams(temperature=0), EOG)
@@ -31,6 +33,7 @@ def test_block_eog():
     assert s.sample(row)[0] == 0
 
 
+@pytest.mark.model_free
 def test_penalties():
     row = np.array([0.0, 3.0, 2.9], dtype=np.float32)
     s = SequenceSampler(SamplingParams(temperature=0, frequency_penalty=0.5), EOG)
@@ -39,6 +42,7 @@ def test_penalties():
     assert [s.sample(row)[0] for _ in range(4)] == [1, 2, 1, 1]  # both fall by 1.0, once
 
 
+@pytest.mark.model_free
 def test_top_p_restricts_support():
     row = np.log(np.array([0.5, 0.3, 0.15, 0.05], dtype=np.float32))
     s = SequenceSampler(SamplingParams(temperature=1.0, top_p=0.7, seed=0), EOG)
@@ -46,6 +50,7 @@ def test_top_p_restricts_support():
     assert seen == {0, 1}
 
 
+@pytest.mark.model_free
 def test_temperature_distribution_and_seed():
     row = np.log(np.array([0.7, 0.2, 0.1], dtype=np.float32))
     s = SequenceSampler(SamplingParams(temperature=1.0, seed=123), EOG)
@@ -57,6 +62,7 @@ def test_temperature_distribution_and_seed():
     assert [a.sample(row)[0] for _ in range(50)] == [b.sample(row)[0] for _ in range(50)]
 
 
+@pytest.mark.model_free
 def test_logprobs_are_the_models():
     row = np.array([1.0, 2.0, 3.0], dtype=np.float32)
     s = SequenceSampler(SamplingParams(temperature=0.5, logprobs=True, top_logprobs=2, logit_bias={0: 50.0}, seed=1), EOG)
@@ -66,6 +72,7 @@ def test_logprobs_are_the_models():
     assert [t for t, _ in lp.top] == [2, 1]
 
 
+@pytest.mark.model_free
 def test_detokenizer_never_splits_utf8():
     pieces = ["é".encode()[:1], "é".encode()[1:], b"a", "😀".encode()[:2], "😀".encode()[2:], b"\xff"]
     d = IncrementalDetokenizer(pieces)
@@ -79,6 +86,7 @@ def test_detokenizer_never_splits_utf8():
     assert d.flush() == "\ufffd"
 
 
+@pytest.mark.model_free
 def test_stop_matcher():
     m = StopMatcher(["END", "\n\n"])
     assert m.hold == 2

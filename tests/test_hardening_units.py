@@ -11,6 +11,8 @@ from wafer.server.auth import KeySet, NotAuthenticated, parse_limits
 from wafer.server.metrics import Metrics
 from wafer.server.ratelimit import UNLIMITED, KeyLimits, RateLimiter
 
+pytestmark = pytest.mark.model_free  # needs no model file
+
 
 class Clock:
     def __init__(self):

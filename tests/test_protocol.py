@@ -51,6 +51,8 @@ from wafer.protocol import (
     system_fingerprint,
 )
 
+pytestmark = pytest.mark.model_free  # needs no model file
+
 USER = [{"role": "user", "content": "hi"}]
 
 

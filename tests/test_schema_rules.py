@@ -16,6 +16,8 @@ from wafer.protocol.schema_rules import (
     check_strict_schema,
 )
 
+pytestmark = pytest.mark.model_free  # needs no model file
+
 W = "response_format.json_schema.schema"
 
 

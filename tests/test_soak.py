@@ -18,7 +18,8 @@ _spec.loader.exec_module(soak)
 
 @pytest.fixture(scope="module")
 def soak_server(resolved_model, tmp_path_factory):
-    s = Server(serve_args(resolved_model) + ["--parallel", "16"], tmp_path_factory.mktemp("soak") / "server.log")
+    s = Server(serve_args(resolved_model) + ["--parallel", "16", "--ctx-size", "2048", "--cache-ram", "64"],
+               tmp_path_factory.mktemp("soak") / "server.log")
     yield s
     s.stop()
 
@@ -37,4 +38,5 @@ def test_soak_short(soak_server):
     assert r["server_alive"] and not r["server_log_problems"], summary
     assert r["completed"] > 0 and r["disconnected"] > 0, summary
     assert r["rss_kb"]["growth"] is not None and r["rss_kb"]["growth"] < 0.15, summary
+    assert r["host_cache_bytes_peak"] <= r["host_cache_capacity_bytes"] == 64 << 20, summary
     assert r["passed"], r["failures"]

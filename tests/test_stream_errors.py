@@ -11,6 +11,8 @@ from wafer.engine.events import ChoiceDelta, RequestFailed
 from wafer.chat.tools import ToolPlan
 from wafer.server.chat import ChoiceOutput, _sse
 
+pytestmark = pytest.mark.model_free  # needs no model file
+
 
 class FakeStream:
     def __init__(self, batches):
