@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
+from conftest import MODEL_ID
 
-from conftest import MODEL_ID, ROOT
-
-sys.path.insert(0, str(ROOT))
-from bench.rawloop import RawLoop  # noqa: E402
+from wafer.bench.rawloop import RawLoop
 
 
 def test_greedy_parity_with_raw_loop(model_path, plain_server):
