@@ -129,8 +129,9 @@ class RawLoop:
         lc.llama_memory_seq_cp(self.mem, src, dst, -1, -1)
         lc.llama_memory_seq_rm(self.mem, dst, n_keep, -1)
 
-    def decode(self, entries: list[Entry], logits_last: bool = True) -> None:
-        """One llama_decode of ``entries`` in the order given (logits at each entry's last token)."""
+    def decode(self, entries: list[Entry], logits_last: bool = True, all_logits: bool = False) -> None:
+        """One llama_decode of ``entries`` in the order given, with logits at each entry's last token (or at
+        every token)."""
         b = self.batch
         i = 0
         for seq, tokens, pos0 in entries:
@@ -139,7 +140,7 @@ class RawLoop:
                 b.pos[i] = pos0 + j
                 b.n_seq_id[i] = 1
                 b.seq_id[i][0] = seq
-                b.logits[i] = logits_last and j == len(tokens) - 1
+                b.logits[i] = all_logits or (logits_last and j == len(tokens) - 1)
                 i += 1
         b.n_tokens = i
         if lc.llama_decode(self.ctx, b) != 0:
