@@ -22,6 +22,8 @@ from wafer.bench.workloads import WORKLOADS, Request, WorkloadConfig, estimate_t
 from wafer.cli.main import main as wafer_main
 from wafer.launch import ROOT
 
+pytestmark = pytest.mark.model_free  # needs no model file
+
 
 class Stub:
     """An OpenAI-compatible streaming endpoint: ``chunks`` content chunks, the first after

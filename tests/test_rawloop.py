@@ -45,3 +45,15 @@ def test_shared_prefix_copied_between_streams(loop, model_path):
         assert [o["cached_tokens"] for o in out] == [0, len(base), len(base), len(base)]
     with pytest.raises(ValueError):
         loop.batched(prompts * 9, [4] * 18, 17)  # 17 running + the prefix's stream > 17 streams
+
+
+def test_step_costs_on_the_raw_loop(loop):
+    from wafer.bench.step_costs import Shape, measure, raw_setup
+
+    tokens = loop.tokenize("The history of sailing ships is long and full of the people who built them. " * 12)
+    rows = measure(raw_setup(loop, tokens[:64], tokens[:100]), [Shape(3, 0), Shape(3, 100)], steps=2, warmup=1)
+    assert [(r["decoding"], r["chunk"], r["ubatches"]) for r in rows] == [(3, 0, 1), (3, 100, 2)]
+    assert all(r["ms"]["n"] == 2 and r["ms"]["min"] > 0 for r in rows)
+    assert loop.ubatches([(0, 1), (1, 1), (2, 1), (3, 100)]) == 2
+    with pytest.raises(ValueError):
+        raw_setup(loop, tokens[:64], tokens[:100])(Shape(17, 10))  # 18 streams needed

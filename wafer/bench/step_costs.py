@@ -137,5 +137,10 @@ def render(results: list[dict]) -> str:
     table = md_table(["model", "system", "decoding seqs", "+ chunk tokens", "ubatches", "ms/step p50", "p90", "min",
                       "decode tok/s (p50)"], rows)
     runs = "; ".join(f"{res['model']}: {res['layout']}, {res['context']}-token contexts, {res['steps']} steps per "
-                     f"shape, {res['threads']} threads, {res['date']}" for res in results)
+                     f"shape, {res['threads']} threads, {_machine(res)}{res['date']}" for res in results)
     return f"{table}\n\nRuns: {runs}.\n"
+
+
+def _machine(res: dict) -> str:
+    m = res.get("machine") or {}
+    return f"{m['cores']} cores {m.get('cpu') or ''}, " if m.get("cores") else ""

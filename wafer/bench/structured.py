@@ -165,7 +165,7 @@ def render(results: list[dict]) -> str:
         rel = res.get("wafer_strict_over_llama_server_strict")
         rows.append([res["model"], _speed(w), _speed(ls) if "skipped" not in ls else f"skipped: {ls['skipped']}",
                      "–" if rel is None else f"{rel:.2f}", _valid(w), "–" if "skipped" in ls else _valid(ls),
-                     f"{res['date']}, {res['repeats']} runs"])
+                     f"{res['date']}, median of {res['repeats']}"])
         g = res.get("wafer_grammar") or {}
 
         def us(key: str, scale: float = 1.0, digits: int = 0) -> str:

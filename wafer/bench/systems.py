@@ -47,7 +47,8 @@ class HttpSystem:
         self.model_id = model_id
         self.api_key = api_key
         self.timeout = timeout
-        self.base_url: str | None = None
+        self.base_url: str | None = None  # the OpenAI base URL (.../v1)
+        self.root: str | None = None  # the server's root URL, for its own paths (/health, /wafer/stats)
         self.server: Process | None = None
         self.version: str | None = None
         self.notes: list[str] = []
