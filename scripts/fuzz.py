@@ -145,14 +145,16 @@ def log_errors(log_path: Path, limit: int = 20) -> list[dict]:
     return sorted(groups.values(), key=lambda g: -g["count"])[:limit]
 
 
-def start_server(model: str, max_body: int, threads: int, log: Path) -> tuple[subprocess.Popen, str]:
-    """The server ``fuzz.py`` starts itself (bench_serve.start_server, as the soak does). One llama.cpp
-    thread by default: with as many threads as cores, the fuzzing client's own CPU use stalls every decode step."""
+def start_server(model: str, max_body: int, threads: int, log: Path):
+    """The server ``fuzz.py`` starts itself: a ``wafer.launch.WaferServer``, as the soak and the tests start
+    theirs. One llama.cpp thread by default: with as many threads as cores, the fuzzing client's own CPU use
+    stalls every decode step."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from bench.bench_serve import start_server as start
+    from wafer.launch import WaferServer
 
-    return start(model, threads, 16, log, ["--ctx-size", "256", "--max-body-bytes", str(max_body)])
+    return WaferServer(["--model", model, "--threads", str(threads), "--parallel", "16", "--log-level", "warning",
+                        "--ctx-size", "256", "--max-body-bytes", str(max_body)], log)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1148,21 +1150,17 @@ def main(argv: list[str] | None = None) -> int:
                    phases=a.phases, max_time=a.max_time, max_body=a.max_body_bytes, slow_seconds=a.slow_seconds,
                    concurrent=a.concurrent, api_key=a.api_key, seed=a.seed, max_tokens=a.max_tokens,
                    verbose=a.verbose)
-    proc = log_path = None
+    server = log_path = None
     if not opts.url:
         log_path = Path(tempfile.mkdtemp(prefix="wafer-fuzz-server-")) / "server.log"
-        proc, opts.url = start_server(opts.model, opts.max_body, a.server_threads, log_path)
+        server = start_server(opts.model, opts.max_body, a.server_threads, log_path)
+        opts.url = server.url
         print(f"fuzz: started {opts.url} (log {log_path})", flush=True)
     try:
-        result = fuzz(opts, proc=proc, log_path=log_path)
+        result = fuzz(opts, proc=server.proc if server else None, log_path=log_path)
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if server is not None:
+            server.stop(40)
     print(table(result))
     if opts.json_path:
         opts.json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,6 @@ import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -594,13 +593,13 @@ def run_soak(url: str, clients: int = 64, duration: float = 600, disconnect: flo
                              stall_timeout, max_rss_growth, log_path, max_prompt_words, max_tokens, min_sustained))
 
 
-def start_server(model: str, parallel: int, log: Path) -> tuple[subprocess.Popen, str]:
-    """`python -m wafer serve` on a free loopback port (all cores), once it says "ready on"."""
+def start_server(model: str, parallel: int, log: Path):
+    """`python -m wafer serve` on a free loopback port (all cores): a ``wafer.launch.WaferServer``."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from bench.bench_serve import start_server as start
+    from wafer.launch import WaferServer
 
-    return start(model, 0, parallel, log)
+    return WaferServer(["--model", model, "--parallel", str(parallel), "--log-level", "warning"], log)
 
 
 def print_table(r: dict) -> None:
@@ -659,24 +658,20 @@ def main() -> None:
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server started here on `kill` too
-    proc = None
+    server = None
     url, pid, log = args.url, args.pid, args.server_log
     if url is None:
         log = args.json.with_name(args.json.stem + "-server.log")
-        proc, url = start_server(args.model, args.parallel, log)
-        pid = proc.pid
+        server = start_server(args.model, args.parallel, log)
+        url, pid = server.url, server.pid
     try:
         res = run_soak(url, args.clients, args.duration, args.disconnect, args.seed, pid, args.model, args.grace,
                        stall_timeout=args.stall_timeout, max_rss_growth=args.max_rss_growth, log_path=log,
                        max_prompt_words=args.max_prompt_words, max_tokens=args.max_tokens,
                        min_sustained=args.min_sustained)
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if server is not None:
+            server.stop()
     print_table(res)
     args.json.write_text(json.dumps(res, indent=2))
     print(f"\nwrote {args.json}")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,9 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from wafer.bench.systems import free_port
+from wafer.launch import ROOT, WaferServer  # noqa: F401  (ROOT: the repository root, for the tests)
 
-ROOT = Path(__file__).resolve().parents[1]
 MODEL_SPEC = os.environ.get("WAFER_TEST_MODEL", "smollm2-135m")
 MODEL_ID = "smollm2-135m"
 QWEN_ID = "qwen2.5-coder-0.5b"  # the catalogue model with a tool-calling template (pulled by scripts/test)
@@ -41,26 +38,11 @@ def serve_args(resolved) -> list[str]:
     return args
 
 
-class Server:
+class Server(WaferServer):
+    """A live `wafer serve` on loopback (see wafer.launch), with the engine's stats."""
+
     def __init__(self, args: list[str], log_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wafer", "serve", "--port", str(self.port), *args],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"wafer serve exited:\n{log_path.read_text()}")
-            if "ready on" in log_path.read_text():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"wafer serve did not get ready:\n{log_path.read_text()}")
+        super().__init__(args, log_path, timeout=120)
 
     def stats(self, model: str = MODEL_ID) -> dict:
         stats = httpx.get(self.url + "/wafer/stats", timeout=30).json()
@@ -81,14 +63,6 @@ class Server:
             if idle or time.time() > deadline:
                 return st
             time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 @pytest.fixture(scope="session")

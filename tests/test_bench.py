@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -18,6 +20,9 @@ from wafer.bench.stats import level_metrics, percentile, summary
 from wafer.bench.systems import Endpoint, LlamaCppPython, LlamaServer, Raw, Skipped, Wafer
 from wafer.bench.workloads import WORKLOADS, Request, WorkloadConfig, estimate_tokens, generate, probe
 from wafer.cli.main import main as wafer_main
+from wafer.launch import ROOT
+
+pytestmark = pytest.mark.model_free  # needs no model file
 
 pytestmark = pytest.mark.model_free  # needs no model file
 
@@ -92,7 +97,7 @@ class Stub:
             if "prediction" in body:  # billed: completion_tokens counts the rejected prediction tokens too
                 usage.update(completion_tokens=n + 7, completion_tokens_details={
                     "accepted_prediction_tokens": n - 1, "rejected_prediction_tokens": 7})
-            event({"choices": [], "usage": usage})
+            event({"choices": [], "usage": usage, "time_info": {"completion_time": 0.5}})
         event("[DONE]")
         writer.write(b"0\r\n\r\n")
 
@@ -235,7 +240,7 @@ def test_chunks_counted_without_usage_and_errors_counted(stub):
 
 
 def test_unreachable_endpoint_is_an_error():
-    from wafer.bench.systems import free_port
+    from wafer.launch import free_port
 
     rec = asyncio.run(stream(f"http://127.0.0.1:{free_port()}/v1", "/chat/completions", {}))
     assert not rec.ok and rec.error
@@ -368,17 +373,183 @@ def test_ratio_computation():
     assert report.ratios({"systems": {"peer": results["systems"]["raw"]}}) == {}
 
 
+RESULTS = ROOT / "bench" / "results"
+SWEEPS = [RESULTS / "sweep-smollm2-135m" / "results.json", RESULTS / "sweep-qwen2.5-coder-0.5b" / "results.json"]
+
+
 def test_render_readme(stub, tmp_path):
     s = stub(chunks=3, first_delay=0.0, delay=0.0)
     run_dir = tmp_path / "results" / "serve-sweep-stub"
     run_dir.mkdir(parents=True)
     plan = Plan(workloads=["chat"], levels=[1], requests_per_level=1)
-    run_systems([named(Endpoint(s.url, "m"), "wafer")], plan, {"id": "stub-model"}, run_dir, "wafer bench x",
-                {"threads": 1}, progress=False)
+    run_systems([named(Endpoint(s.url, "m"), "wafer"), named(Endpoint(s.url, "m"), "peer")], plan,
+                {"id": "stub-model"}, run_dir, "wafer bench x", {"threads": 1}, progress=False)
     readme = tmp_path / "README.md"
-    readme.write_text(f"# Bench\n\nintro\n\n## Latest results\n\n{report.START}\nold\n{report.END}\n\ntail\n")
+    readme.write_text("# Bench\n\nintro\n\n<!-- bench:sweep-ratios -->\nold\n<!-- bench:end -->\n\n"
+                      "<!-- bench:sweep-findings old.json -->\n<!-- bench:end -->\n\n## Latest\n\n"
+                      "<!-- bench:sweep -->\nold\n<!-- bench:end -->\n\ntail\n")
     assert wafer_main(["bench", "--render-readme", str(readme), str(run_dir / "results.json")]) == 0
     text = readme.read_text()
-    assert text.startswith("# Bench\n\nintro\n") and text.endswith(f"{report.END}\n\ntail\n") and "old" not in text
+    assert text.startswith("# Bench\n\nintro\n") and text.endswith("<!-- bench:end -->\n\ntail\n")
+    assert "old" not in text and text.count("<!-- bench:end -->") == 3
+    assert text.count("results/serve-sweep-stub/results.json -->") == 3  # the markers name their files now
+    assert "| stub-model, chat | peer |" in text  # the ratio overview
+    assert "- **stub-model**" in text and "wafer / peer: throughput" in text  # the findings
     assert "### wafer bench: stub-model" in text and "(results/serve-sweep-stub/chat-throughput.png)" in text
+    again = readme.read_text()
+    assert wafer_main(["bench", "--render", str(readme)]) == 0 and readme.read_text() == again  # from its markers
     assert wafer_main(["bench", "--render-readme", str(tmp_path / "missing.md")]) == 1
+    (tmp_path / "plain.md").write_text("no blocks\n")
+    assert wafer_main(["bench", "--render", str(tmp_path / "plain.md")]) == 1
+    (tmp_path / "odd.md").write_text("<!-- bench:nope x.json -->\n<!-- bench:end -->\n")
+    assert wafer_main(["bench", "--render", str(tmp_path / "odd.md")]) == 1
+
+
+def lv(c, tok_s, ttft=0.1):
+    return {"concurrency": c, "aggregate_tok_s": tok_s, "ttft_s": {"p50": ttft}}
+
+
+def sweep(systems: dict, levels=(1, 2, 4), workloads=("chat",)) -> dict:
+    return {"model": {"id": "m"}, "created": "2026-12-01 10:00:00 +0000", "machine": {"cores": 2, "cpu": "X"},
+            "config": {"threads": 2, "concurrency": list(levels), "workloads": list(workloads)}, "systems": systems}
+
+
+def ok(*levels, wl="chat"):
+    return {"status": "ok", "workloads": {wl: {"status": "ok", "levels": list(levels)}}}
+
+
+def test_findings_are_computed_from_the_numbers():
+    from wafer.bench.findings import findings
+
+    res = sweep({"wafer": ok(lv(1, 100.0, 0.1), lv(2, 150.0, 0.2), lv(4, 120.0, 0.4)),
+                 "peer": ok(lv(1, 50.0, 0.2), lv(2, 200.0, 0.1), lv(4, 0.996 * 120, 0.2)),
+                 "gone": {"status": "skipped", "reason": "cmake missing", "workloads": {}},
+                 "raw": {"status": "ok", "workloads": {"chat": {"status": "skipped", "reason": "no state"}}}})
+    text = findings([res])
+    assert text.startswith("- **m** (2026-12-01 10:00, 2 cores X, 2 threads, concurrency 1, 2, 4):")
+    assert "wafer / peer: throughput 0.75x (C=2) to 2.00x (C=1); below 1.00x at C=2; TTFT p50 0.50x (C=1) to 2.00x (C=2)" in text
+    assert "peak aggregate tok/s: wafer 150.0 at C=2 (0.80x of it at C=4), peer 200.0 at C=2 (0.60x of it at C=4)" in text
+    assert "wafer's throughput is at least peer's in 2 of 3 workload levels" in text  # 1.004 shows as 1.00: not behind
+    assert "not in this run: shared-prefix, multi-turn, json-schema, code-edit" in text
+    assert "gone skipped: cmake missing" in text and "raw n/a on chat: no state" in text
+    behind = sweep({"wafer": ok(lv(1, 10.0), lv(2, 10.0), lv(4, 10.0)), "peer": ok(lv(1, 20.0), lv(2, 20.0))})
+    assert "below 1.00x at every level" in findings([behind])
+    assert findings([]) == "No results yet.\n"
+
+
+def test_ratio_overview_spans_every_level():
+    a = sweep({"wafer": ok(lv(1, 100.0), lv(2, 100.0)), "peer": ok(lv(1, 50.0), lv(2, 200.0))}, levels=(1, 2))
+    b = sweep({"wafer": ok(lv(1, 30.0), lv(8, 30.0)), "peer": ok(lv(8, 60.0))}, levels=(1, 8))
+    b["model"]["id"] = "n"
+    table = report.ratio_overview([a, b])
+    assert table.splitlines()[0] == "| model, workload | peer | C=1 | C=2 | C=8 |"
+    assert "| m, chat | peer | 2.00 | 0.50 |  |" in table and "| n, chat | peer |  |  | 0.50 |" in table
+
+
+def test_committed_results_render():
+    """The results files in bench/results/ render into every kind of block (no model, nothing run)."""
+    from wafer.bench import prediction, prefix_cache, serve_vs_raw, structured
+    from wafer.bench.findings import findings
+
+    sweeps = [json.loads(f.read_text()) for f in SWEEPS]
+    assert "smollm2-135m, chat | llama-server | 1.00 | 0.90 |" in report.ratio_overview(sweeps)
+    assert "qwen2.5-coder-0.5b" in findings(sweeps)
+
+    def load(name):
+        return [json.loads((RESULTS / f"{name}-{m}.json").read_text()) for m in ("smollm2-135m", "qwen2.5-coder-0.5b")]
+
+    text = serve_vs_raw.render(load("serve"))
+    assert "| smollm2-135m | 2026-11-25 20:43 | 47 / 256 | 7 | off | 169.2 | 151.6 | 0.896 |" in text
+    assert "| qwen2.5-coder-0.5b | 16 | 72.4 | 4.8 | 1790.7 |" in text
+    text = prefix_cache.render(load("prefix-cache"))
+    assert "| smollm2-135m | wafer | 2020 | 4345.8 | 101.0 | 0.023 | 2009 | 906 / 8869 (0.10) |" in text
+    text = structured.render(load("structured"))
+    assert "| smollm2-135m | 0.953 (0.949) | 0.935 (0.945) | 0.93 | 20/20 | 0/20 |" in text
+    assert "| qwen2.5-coder-0.5b | 60 | 230 | 2078 | 0.6 | 3.8 | 47 |" in text
+    text = prediction.render(load("prediction"))
+    assert "| qwen2.5-coder-0.5b | **16** | 1,648 | 50.0 | 31.8 | **0.64** | 39.1 | 66.4 | 1,642 / 17 | yes |" in text
+    assert "| qwen2.5-coder-0.5b, ms (after 1,655 tokens) | 19.5 | 38.1 | 60.3 | 99.1 | 168.9 | 325.5 |" in text
+
+
+# -- step costs ----------------------------------------------------------------------------------
+
+def test_step_costs_measure_any_step_runner():
+    from wafer.bench.step_costs import Shape, measure, render, shapes
+
+    assert shapes([1, 8], 255) == [Shape(1, 0), Shape(1, 255), Shape(8, 0), Shape(8, 255)]
+    assert shapes([4], 0) == [Shape(4, 0)]
+    calls = []
+
+    def setup(shape):
+        calls.append(("setup", shape))
+
+        def step():
+            calls.append(("step", shape))
+            time.sleep(0.002 * (1 + shape.decoding / 8 + shape.chunk / 255))
+            return 1 + bool(shape.chunk) if shape.decoding < 8 else None
+        return step
+
+    rows = measure(setup, shapes([1, 8], 255), steps=5, warmup=2)
+    assert [c for c in calls if c[0] == "setup"] == [("setup", s) for s in shapes([1, 8], 255)]
+    assert len(calls) == 4 * (1 + 2 + 5)
+    assert [(r["decoding"], r["chunk"], r["tokens"], r["ubatches"]) for r in rows] == [
+        (1, 0, 1, 1), (1, 255, 256, 2), (8, 0, 8, None), (8, 255, 263, None)]
+    for r in rows:
+        assert r["ms"]["n"] == 5 and 2 <= r["ms"]["min"] <= r["ms"]["p50"] < 200
+        assert r["decode_tok_s"] == pytest.approx(r["decoding"] / r["ms"]["p50"] * 1000)
+    assert rows[2]["ms"]["p50"] > rows[0]["ms"]["p50"]
+    results = {"model": "m", "system": "fake", "layout": "none", "context": 4, "steps": 5, "threads": 1,
+               "date": "today", "rows": rows}
+    text = render([json.loads(json.dumps(results))])
+    assert "| model | system | decoding seqs | + chunk tokens | ubatches |" in text
+    assert "| m | fake | 1 | 255 | 2 |" in text and "| m | fake | 8 | – | – |" in text
+
+
+# -- the launcher, the client's text, the scenarios' command line --------------------------------
+
+def test_launch_process(tmp_path):
+    from wafer.launch import NotReady, Process
+
+    p = Process([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"], tmp_path / "a.log")
+    p.wait_ready(lambda: "up" in p.log_text(), "sleeper", timeout=20)
+    p.stop()
+    assert p.proc.returncode is not None
+    p.stop()  # twice is fine
+    bad = Process([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], tmp_path / "b.log")
+    with pytest.raises(NotReady, match="exited with status 3: boom"):
+        bad.wait_ready(lambda: False, "crasher", timeout=20)
+    slow = Process([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "c.log")
+    with pytest.raises(NotReady, match="not ready after 0.5 s"):
+        slow.wait_ready(lambda: False, "sleeper", timeout=0.5)
+    assert slow.proc.poll() is not None  # stopped
+
+
+def test_stream_one_keeps_text_and_usage(stub):
+    from wafer.bench.client import stream_one
+
+    s = stub(chunks=3, first_delay=0.0, delay=0.0)
+    rec = stream_one(s.url, {"messages": [{"role": "user", "content": "x"}], "max_tokens": 3})
+    assert rec.ok and rec.text == "t0 t1 t2 " and rec.usage["completion_tokens"] == 3
+    assert rec.time_info == {"completion_time": 0.5}
+    assert s.bodies[-1]["stream"] is True and s.bodies[-1]["stream_options"] == {"include_usage": True}
+
+
+def test_scenarios_parse():
+    import argparse
+
+    from wafer.bench.cli import add_args
+
+    parser = argparse.ArgumentParser()
+    add_args(parser)
+    a = parser.parse_args(["prefix-cache", "--model", "m", "--no-peer", "--repeats", "2"])
+    assert (a.scenario, a.model, a.no_peer, a.repeats, a.system_tokens) == ("prefix-cache", "m", True, 2, 2000)
+    a = parser.parse_args(["prediction"])
+    assert (a.model, a.ks) == ("qwen2.5-coder-0.5b", "8,16,32")
+    a = parser.parse_args(["step-costs", "--seqs", "1,4,16,32"])
+    assert (a.seqs, a.chunk, a.context) == ("1,4,16,32", 255, 256)
+    a = parser.parse_args(["--model", "m", "--workloads", "chat"])
+    assert a.scenario is None and a.workloads == "chat"
+    a = parser.parse_args(["--render-readme", "R.md", "a.json", "b.json"])
+    assert a.scenario is None and a.render_readme == ["R.md", "a.json", "b.json"]
+    for name in ("serve-vs-raw", "structured"):
+        assert parser.parse_args([name]).scenario == name

@@ -177,14 +177,9 @@ def test_requests_beyond_the_streams_queue_and_finish_whole(engine):
 def test_chunked_prefill_matches_raw_loop(engine, model_path):
     """A prompt longer than the token budget (64) is prefilled in 64-token chunks; the greedy output
     equals the raw llama.cpp loop prefilling the same chunks (same numerics)."""
-    import sys
-
-    from conftest import ROOT
+    from wafer.bench.rawloop import RawLoop
     from wafer.engine.sampler import SamplingParams
     from wafer.engine.sequence import GenerationParams
-
-    sys.path.insert(0, str(ROOT))
-    from bench.rawloop import RawLoop
 
     # Start from an empty KV cache: the placement of cells changes llama.cpp's summation order.
     engine.call(engine.scheduler.drop_cache)

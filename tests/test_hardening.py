@@ -16,7 +16,8 @@ import time
 import httpx
 import pytest
 
-from conftest import MODEL_ID, ROOT, Server, free_port, serve_args
+from conftest import MODEL_ID, ROOT, Server, serve_args
+from wafer.launch import free_port
 
 KEYS = "csk-alpha alpha\ncsk-limited limited rpm=3\ncsk-tokens tokens tpm=600\n"
 ALPHA = {"Authorization": "Bearer csk-alpha"}
@@ -347,7 +348,7 @@ def test_drain_on_signal(resolved_model, tmp_path, sig):
         httpx.get(s.url + "/health", timeout=2)
     t.join(60)
     assert s.proc.wait(60) == 0
-    s.log.close()
+    s.stop()
     final = json.loads(out[-1])
     assert out[0] == 200 and final["usage"]["completion_tokens"] == 150  # the in-flight stream completed
     assert final["choices"][0]["finish_reason"] == "length"
@@ -359,7 +360,7 @@ def test_drain_past_grace_period_ends_streams_with_503(resolved_model, tmp_path)
     s.proc.send_signal(signal.SIGTERM)
     t.join(30)
     assert s.proc.wait(30) == 0 and time.time() - t0 < 10
-    s.log.close()
+    s.stop()
     last = json.loads(out[-1])
     assert last["status_code"] == 503 and last["error"]["code"] == "server_shutting_down"
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import sys
+from conftest import MODEL_ID
 
-from conftest import MODEL_ID, ROOT
-
-sys.path.insert(0, str(ROOT))
-from bench.rawloop import RawLoop  # noqa: E402
+from wafer.bench.rawloop import RawLoop
 
 
 def test_greedy_parity_with_raw_loop(model_path, plain_server):
     from cerebras.cloud.sdk import Cerebras
 
     cerebras = Cerebras(api_key="k", base_url=plain_server.url, _strict_response_validation=True)
-    raw = RawLoop(model_path, n_ctx=plain_server.stats()["kv_cells"], threads=2)
+    # one stream: a lone sequence computes the same whatever the stream's size (attention spans its used cells)
+    raw = RawLoop(model_path, n_ctx=2048, threads=2)
     try:
         for prompt in ["The history of the printing press", "def fibonacci(n):", "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"]:
             ids = raw.tokenize(prompt, add_special=True)

@@ -1,4 +1,5 @@
-"""``wafer bench``: run the sweep on every system, then write results.json, report.md and the PNGs."""
+"""``wafer bench``: the sweep on every system (results.json, report.md, PNGs), the focused benchmarks
+(``wafer bench SCENARIO``), and the docs' tables and findings rendered from results (``--render``)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,22 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, help="model cache directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--render-readme", nargs="+", metavar=("README", "RESULTS"), default=None,
-                   help="rewrite README's results section from results.json files, run nothing")
+                   help="point README's sweep blocks (ratio table, findings, full results) at these results.json "
+                        "files and render every block of README; run nothing")
+    p.add_argument("--render", nargs="+", metavar="DOC", default=None,
+                   help="rewrite every <!-- bench:KIND FILE... --> block of these documents from its results "
+                        "files; run nothing")
+    sub = p.add_subparsers(dest="scenario", metavar="SCENARIO",
+                           help="a focused benchmark instead of the sweep (wafer bench SCENARIO --help)")
+    for mod in scenarios():
+        mod.add_args(sub.add_parser(mod.NAME, help=mod.HELP, description=mod.__doc__,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter))
+
+
+def scenarios() -> tuple:
+    from . import prediction, prefix_cache, serve_vs_raw, step_costs, structured
+
+    return serve_vs_raw, prefix_cache, structured, prediction, step_costs
 
 
 def _list(spec: str, allowed: tuple[str, ...], what: str) -> list[str]:
@@ -112,17 +128,15 @@ def build_systems(args, plan, names: list[str]) -> tuple[dict, list, dict]:
 
 
 def run_bench(args) -> int:
-    from .report import render_readme
-
-    if args.render_readme:
-        readme, *files = args.render_readme
+    if args.render_readme or args.render:
+        return render(args)
+    if args.scenario:
+        mod = next(m for m in scenarios() if m.NAME == args.scenario)
         try:
-            render_readme(Path(readme), [Path(f) for f in files])
-        except (OSError, ValueError) as e:
-            print(f"wafer bench: {e}", file=sys.stderr)
+            return mod.run(args)
+        except (ValueError, OSError, RuntimeError) as e:  # unknown model, a server that failed, a bad option
+            print(f"wafer bench {args.scenario}: {e}", file=sys.stderr)
             return 1
-        print(f"wafer bench: wrote {readme} from {len(files)} result file(s)")
-        return 0
     from .runner import Plan
 
     if args.mode == "rate" and not (args.rate and args.rate > 0):
@@ -144,6 +158,24 @@ def run_bench(args) -> int:
 
     print(console(results))
     print(f"\nwafer bench: wrote {out / 'results.json'}, {out / 'report.md'} and {len(results['plots'])} plot pair(s)")
+    return 0
+
+
+def render(args) -> int:
+    from .render import render_doc
+
+    jobs = []
+    if args.render_readme:
+        readme, *files = args.render_readme
+        jobs.append((Path(readme), [Path(f) for f in files] or None))
+    jobs += [(Path(d), None) for d in args.render or ()]
+    for doc, files in jobs:
+        try:
+            n = render_doc(doc, files)
+        except (OSError, ValueError) as e:
+            print(f"wafer bench: {e}", file=sys.stderr)
+            return 1
+        print(f"wafer bench: rendered {n} block(s) of {doc}")
     return 0
 
 

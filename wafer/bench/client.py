@@ -4,7 +4,9 @@ Raw asyncio streams and HTTP/1.1 (one connection per request): the client shares
 cores with the server, so every microsecond it spends per token would be measured as server time.
 Per request it records when the request was sent, the arrival time of every content chunk (TTFT =
 the first, ITL = the gaps), the end, the output tokens (usage.completion_tokens less rejected prediction
-tokens from the final chunk when the server sends it, else the number of content chunks) and any error.
+tokens from the final chunk when the server sends it, else the number of content chunks), the text,
+the usage and time_info objects of the final chunk, and any error. It is the one SSE client of
+``wafer bench``: the sweep's levels and the focused benchmarks' single requests alike.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class Record:
     prompt_tokens: int | None = None
     cached_tokens: int | None = None
     accepted_prediction_tokens: int | None = None
+    text: str = ""
+    usage: dict | None = None
+    time_info: dict | None = None
     status: int | None = None
     error: str | None = None
 
@@ -97,6 +102,13 @@ async def stream(base_url: str, path: str, body: dict, api_key: str | None = Non
         return rec.fail(f"{type(e).__name__}: {e}")
 
 
+def stream_one(base_url: str, body: dict, path: str = "/chat/completions", api_key: str | None = None,
+               timeout: float = 600.0) -> Record:
+    """``stream`` one request on its own (outside an event loop), with ``stream: true`` and usage asked for."""
+    body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    return asyncio.run(stream(base_url, path, body, api_key, timeout))
+
+
 async def _stream(rec: Record, base_url: str, path: str, body: dict, api_key: str | None) -> Record:
     reader, writer, u = await _open(base_url)
     try:
@@ -127,6 +139,7 @@ async def _events(rec: Record, chunks: _Chunks) -> Record:
     pending = b""
     n_chunks = 0
     usage = None
+    text: list[str] = []
     while data := await chunks.next():
         now = time.perf_counter()
         pending += data
@@ -138,13 +151,14 @@ async def _events(rec: Record, chunks: _Chunks) -> Record:
             if not payload:
                 continue
             if payload == b"[DONE]":
-                return _finish(rec, n_chunks, usage)
+                return _finish(rec, n_chunks, usage, text)
             obj = json.loads(payload)
             if obj.get("error"):
                 err = obj["error"]
                 return rec.fail(f"stream error: {err.get('message', err) if isinstance(err, dict) else err}")
             for choice in obj.get("choices") or ():
-                if (choice.get("delta") or {}).get("content"):
+                if content := (choice.get("delta") or {}).get("content"):
+                    text.append(content)
                     if n_chunks:
                         rec.itl.append(now - rec.t_last)
                     else:
@@ -152,14 +166,13 @@ async def _events(rec: Record, chunks: _Chunks) -> Record:
                     rec.t_last = now
                     n_chunks += 1
             usage = obj.get("usage") or usage
-    return _finish(rec, n_chunks, usage)
+            rec.time_info = obj.get("time_info") or rec.time_info
+    return _finish(rec, n_chunks, usage, text)
 
 
-def _finish(rec: Record, n_chunks: int, usage: dict | None) -> Record:
+def _finish(rec: Record, n_chunks: int, usage: dict | None, text: list[str]) -> Record:
     rec.t_end = time.perf_counter()
-    if not n_chunks:
-        return rec.fail("no content in the stream", rec.status)
-    rec.ok = True
+    rec.text, rec.usage = "".join(text), usage
     rec.output_tokens = n_chunks
     if usage:
         details = usage.get("completion_tokens_details") or {}
@@ -169,6 +182,9 @@ def _finish(rec: Record, n_chunks: int, usage: dict | None) -> Record:
         rec.accepted_prediction_tokens = details.get("accepted_prediction_tokens")
         rec.prompt_tokens = usage.get("prompt_tokens")
         rec.cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    if not n_chunks:
+        return rec.fail("no content in the stream", rec.status)
+    rec.ok = True
     return rec
 
 

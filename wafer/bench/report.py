@@ -1,4 +1,4 @@
-"""Results: machine info, ratios wafer/peer, the console table, report.md and README sections.
+"""Results: machine info, ratios wafer/peer, the console table, report.md and the ratio overview.
 
 Ratios per workload and level: throughput = wafer's aggregate tok/s / the peer's (above 1: wafer
 is faster); TTFT = wafer's TTFT p50 / the peer's (below 1: wafer answers sooner). Only levels where
@@ -7,15 +7,12 @@ both systems have numbers get a ratio.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import re
 from pathlib import Path
 
 SCHEMA = "wafer-bench/1"
 BASE = "wafer"
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 COLUMNS = ("system", "C", "ok/err", "agg tok/s", "stream tok/s p50", "TTFT p50 ms", "TTFT p90 ms", "TTFT p99 ms",
            "TPOT p50 ms", "ITL p50 ms", "ITL p99 ms", "out tok/req")
 
@@ -117,6 +114,21 @@ def ratio_rows(results: dict, workload: str) -> tuple[list[str], list[list[str]]
     return header, rows
 
 
+def ratio_overview(results_list: list[dict]) -> str:
+    """One table of wafer's aggregate tok/s ratio to each peer: a row per model, workload and peer, a column per level."""
+    levels = sorted({c for res in results_list for c in res["config"]["concurrency"]})
+    rows = []
+    for res in results_list:
+        rat = res.get("ratios") or ratios(res)
+        for wl in res["config"]["workloads"]:
+            for peer in rat:
+                by_level = {r["concurrency"]: r["tok_s_ratio"] for r in rat[peer].get(wl, ())}
+                if by_level:
+                    rows.append([f"{res['model']['id']}, {wl}", peer]
+                                + [_f(by_level[c], digits=2) if c in by_level else "" for c in levels])
+    return md_table(["model, workload", "peer"] + [f"C={c}" for c in levels], rows) + "\n"
+
+
 def _note_row(row: list[str]) -> bool:
     return len(row) > 2 and row[2].startswith(("skipped", "n/a"))
 
@@ -212,18 +224,3 @@ def markdown(results: dict, plot_prefix: str = "", level: int = 1) -> str:
     for wl in results["config"]["workloads"]:
         lines += _workload_md(results, wl, plot_prefix, level + 1)
     return "\n".join(lines).rstrip() + "\n"
-
-
-def render_readme(readme: Path, result_files: list[Path]) -> None:
-    """Rewrite the part of ``readme`` between the results markers from ``result_files`` (one per run)."""
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} markers")
-    sections = []
-    for f in result_files:
-        results = json.loads(Path(f).read_text())
-        prefix = os.path.relpath(Path(f).resolve().parent, readme.resolve().parent).replace(os.sep, "/") + "/"
-        sections.append(markdown(results, plot_prefix=prefix, level=3))
-    body = "\n".join(sections) if sections else "No results yet.\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    readme.write_text(pattern.sub(lambda _: f"{START}\n{body}{END}", text, count=1))

@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from ..launch import NotReady, Process, WaferServer, free_port
 from . import client, peers
 from .client import Record
 from .runner import arrivals, run_level
@@ -30,12 +29,6 @@ class Skipped(Exception):
     """The system cannot run on this machine; the message says why."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def package_version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)
@@ -43,54 +36,20 @@ def package_version(name: str) -> str | None:
         return None
 
 
-class Server:
-    """A server subprocess with its log file."""
-
-    def __init__(self, cmd: list[str], log: Path, env: dict | None = None):
-        self.cmd = cmd
-        self.log = log
-        self._f = open(log, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self._f, stderr=subprocess.STDOUT, env=env)
-
-    def tail(self, n: int = 5) -> str:
-        lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
-        return " | ".join(lines[-n:]) or "(no output)"
-
-    def wait(self, ready, what: str, timeout: float = 300.0) -> None:
-        """Poll ``ready()`` until true; Skipped when the process exits or the time runs out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise Skipped(f"{what} exited with status {self.proc.returncode}: {self.tail()}")
-            if ready():
-                return
-            time.sleep(0.2)
-        self.stop()
-        raise Skipped(f"{what} was not ready after {timeout:g} s: {self.tail()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._f.close()
-
-
 class HttpSystem:
     """An OpenAI-compatible server reached through the lean streaming client."""
 
     name = "endpoint"
     kind = "http"
+    log_prefix = ""  # its log: <log_dir>/<log_prefix><name>.log
 
     def __init__(self, model_id: str, api_key: str | None = None, timeout: float = 600.0):
         self.model_id = model_id
         self.api_key = api_key
         self.timeout = timeout
-        self.base_url: str | None = None
-        self.server: Server | None = None
+        self.base_url: str | None = None  # the OpenAI base URL (.../v1)
+        self.root: str | None = None  # the server's root URL, for its own paths (/health, /wafer/stats)
+        self.server: Process | None = None
         self.version: str | None = None
         self.notes: list[str] = []
 
@@ -124,14 +83,21 @@ class HttpSystem:
         return {"kind": self.kind, "version": self.version, "url": self.base_url,
                 "command": " ".join(self.server.cmd) if self.server else None, "notes": self.notes}
 
-    def _answers(self, path: str) -> bool:
-        return asyncio.run(client.get_json(self.base_url, path, self.api_key, timeout=2)) is not None
+    def log_path(self, log_dir: Path) -> Path:
+        return log_dir / f"{self.log_prefix}{self.name}.log"
 
-    def _launch(self, cmd: list[str], port: int, log_dir: Path, env: dict | None = None) -> Server:
+    def _answers(self, path: str, base: str | None = None) -> bool:
+        return asyncio.run(client.get_json(base or self.base_url, path, self.api_key, timeout=2)) is not None
+
+    def _launch(self, cmd: list[str], port: int, log_dir: Path, ready, what: str, env: dict | None = None) -> None:
+        """Start ``cmd`` (serving on ``port``) and wait until ``ready()``; Skipped when it exits or times out."""
         self.root = f"http://127.0.0.1:{port}"
         self.base_url = self.root + "/v1"
-        self.server = Server(cmd, log_dir / f"{self.name}.log", env)
-        return self.server
+        self.server = Process(cmd, self.log_path(log_dir), env)
+        try:
+            self.server.wait_ready(ready, what)
+        except NotReady as e:
+            raise Skipped(str(e)) from e
 
 
 class Endpoint(HttpSystem):
@@ -151,24 +117,28 @@ class Wafer(HttpSystem):
     name = "wafer"
 
     def __init__(self, model: str, model_id: str, threads: int, parallel: int, cache_dir: str | None = None,
-                 timeout: float = 600.0, kv_cells: int = 0):
+                 timeout: float = 600.0, kv_cells: int = 0, extra: list[str] = ()):
         super().__init__(model_id, timeout=timeout)
         self.model, self.threads, self.parallel, self.cache_dir = model, threads, parallel, cache_dir
         self.kv_cells = kv_cells  # the KV memory llama-server gets (parallel x slot context), for equal footing
+        self.extra = list(extra)  # more `wafer serve` options
         from .. import __version__
 
         self.version = __version__
 
     def start(self, log_dir: Path) -> None:
-        port = free_port()
-        cmd = [sys.executable, "-m", "wafer", "serve", "--model", self.model, "--threads", str(self.threads),
-               "--parallel", str(self.parallel), "--port", str(port), "--no-access-log", "--log-level", "warning"]
+        args = ["--model", self.model, "--threads", str(self.threads), "--parallel", str(self.parallel),
+                "--no-access-log", "--log-level", "warning", *self.extra]
         if self.cache_dir:
-            cmd += ["--cache-dir", self.cache_dir]
+            args += ["--cache-dir", self.cache_dir]
         if self.kv_cells:
-            cmd += ["--kv-size", str(self.kv_cells)]
-        server = self._launch(cmd, port, log_dir)
-        server.wait(lambda: "ready on" in server.log.read_text(errors="replace"), "wafer serve")
+            args += ["--kv-size", str(self.kv_cells)]
+        try:
+            self.server = WaferServer(args, self.log_path(log_dir))
+        except NotReady as e:
+            raise Skipped(str(e)) from e
+        self.root = self.server.url
+        self.base_url = self.root + "/v1"
 
     def body(self, req: Request) -> dict:
         body = super().body(req)
@@ -204,8 +174,7 @@ class LlamaServer(HttpSystem):
         cmd = [str(binary), "-m", self.model_path, "--host", "127.0.0.1", "--port", str(port),
                "-t", str(self.threads), "-tb", str(self.threads), "--parallel", str(self.parallel),
                "-c", str(self.parallel * self.slot_ctx), "--cont-batching", "--jinja", "-fa", "on", "--no-webui"]
-        server = self._launch(cmd, port, log_dir)
-        server.wait(lambda: asyncio.run(client.get_json(self.root, "/health", timeout=2)) is not None, "llama-server")
+        self._launch(cmd, port, log_dir, lambda: self._answers("/health", self.root), "llama-server")
 
     def workload_notes(self, workload: str) -> list[str]:
         return [IGNORES_PREDICTION] if workload == "code-edit" else []
@@ -238,8 +207,8 @@ class LlamaCppPython(HttpSystem):
                "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(self.threads),
                "--n_threads_batch", str(self.threads), "--n_ctx", str(self.slot_ctx), "--flash_attn", "true",
                "--interrupt_requests", "false", "--verbose", "false"]
-        self._launch(cmd, port, log_dir, env={**os.environ, "PYTHONPATH": peers.pythonpath(deps)})
-        self.server.wait(lambda: self._answers("/models"), "llama_cpp.server")
+        self._launch(cmd, port, log_dir, lambda: self._answers("/models"), "llama_cpp.server",
+                     env={**os.environ, "PYTHONPATH": peers.pythonpath(deps)})
 
     def workload_notes(self, workload: str) -> list[str]:
         if workload == "json-schema":
@@ -271,8 +240,9 @@ class Raw:
         self.model_path, self.threads, self.slot_ctx = model_path, threads, slot_ctx
         self.max_concurrency = max_concurrency
         self.version = f"llama-cpp-python {package_version('llama-cpp-python')}"
-        self.notes = ["in-process greedy loop, one llama_batch per step, common prompt prefix of a level "
-                      "prefilled once; prompts rendered with the GGUF's chat template"]
+        self.notes = ["in-process greedy loop, one llama_batch per step, one KV stream per sequence, common "
+                      "prompt prefix of a level prefilled once and copied to each stream; prompts rendered with "
+                      "the GGUF's chat template"]
         self.loop = None
         self.model = None
         self.template = None

@@ -62,13 +62,13 @@ class WorkloadConfig:
 
 
 @lru_cache(maxsize=1)
-def _words() -> tuple[str, ...]:
+def heldout_words() -> tuple[str, ...]:
     return tuple((Path(__file__).resolve().parents[1] / "models" / "data" / "heldout.txt").read_text().split())
 
 
 def passage(rng: random.Random, n_tokens: int) -> str:
     """About ``n_tokens`` tokens of English: runs of 20-60 words from random places of the held-out text."""
-    words = _words()
+    words = heldout_words()
     n = max(1, round(n_tokens / TOKENS_PER_WORD))
     out: list[str] = []
     while len(out) < n:
