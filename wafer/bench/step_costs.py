@@ -7,9 +7,10 @@ pass over the weights, so the ubatch count is the step's cost model: N decoding 
 0..N-1 take one ubatch, and a chunk of sequence N adds a second one for its other C - 1 tokens.
 
 ``measure`` is independent of what runs the step: ``setup(shape)`` puts a system in that state and
-returns a callable that runs one step (and returns the ubatches it took, None when unknown). The
-command measures the raw loop on its stream layout (``raw_setup``); pointing ``measure`` at wafer's
-engine takes only another ``setup``.
+returns a callable that runs one step (and returns the ubatches it took, None when unknown, or
+(ubatches, seconds) when it times itself). The command measures the raw loop on its stream layout
+(``raw_setup``) and wafer's engine (``engine_setup``: a whole engine step, schedule -> run -> update,
+with its real requests), each with ``--system``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .stats import summary
 NAME = "step-costs"
 HELP = "engine-step cost: ms and ubatches per step at N decoding sequences, with and without a prefill chunk (raw loop)"
 
-Step = Callable[[], "int | None"]
+Step = Callable[[], "int | None | tuple[int, float]"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,10 @@ def measure(setup: Callable[[Shape], Step], cases: list[Shape], steps: int = 16,
         for _ in range(steps):
             t0 = time.perf_counter()
             n = step()
-            times.append((time.perf_counter() - t0) * 1000)
+            elapsed = time.perf_counter() - t0
+            if isinstance(n, tuple):  # the step timed itself
+                n, elapsed = n
+            times.append(elapsed * 1000)
             if n is not None:
                 ubatches.add(n)
         ms, ub = summary(times), sorted(ubatches)
@@ -92,6 +96,57 @@ def raw_setup(loop, context: list[int], chunk_tokens: list[int]) -> Callable[[Sh
     return setup
 
 
+def engine_setup(engine, context: list[int], chunk_tokens: list[int]) -> Callable[[Shape], Step]:
+    """``setup`` for wafer's Engine (in this process) with at least max(decoding) + 1 streams: ``decoding``
+    greedy requests on ``context`` that decode for as long as the stream allows, plus, for a chunk shape, one
+    request on ``chunk_tokens`` (at least 3 x chunk of them) whose prefill is reset before every timed step,
+    with the token budget set to decoding + chunk so that each step carries exactly one chunk. A step runs
+    one whole engine step on the engine thread (the engine keeps stepping on its own between them) and
+    returns (the ubatches it recorded, its seconds)."""
+    from ..engine.sampler import SamplingParams
+    from ..engine.sequence import GenerationParams
+
+    live: list = []
+
+    def quiet(events) -> None:
+        return None
+
+    def setup(shape: Shape) -> Step:
+        for req in live:
+            engine.cancel(req)
+        live.clear()
+        while engine.stats()["running_requests"]:
+            time.sleep(0.05)
+        engine.call(engine.scheduler.drop_cache)
+        sch = engine.scheduler
+        sch.token_budget = shape.decoding + shape.chunk if shape.chunk else max(shape.decoding, 1)
+        room = engine.ctx_size - max(len(context), len(chunk_tokens)) - 1
+        for _ in range(shape.decoding):
+            params = GenerationParams(SamplingParams(temperature=0), max_new_tokens=room, min_new_tokens=room)
+            live.append(engine.submit(list(context), params, quiet))
+        while engine.call(lambda: len(sch._decoding())) < shape.decoding:
+            time.sleep(0.02)
+        chunked = None
+        if shape.chunk:
+            chunked = engine.submit(list(chunk_tokens), GenerationParams(SamplingParams(temperature=0), max_new_tokens=1),
+                                    quiet)
+            live.append(chunked)
+
+        def timed() -> tuple[int, float]:
+            if chunked is not None:
+                s = chunked.seqs[0]
+                if s.seq_id is not None and s.prepared and s.num_computed:  # prefill it again from the start
+                    engine.ctx.seq_rm(s.seq_id, 0, -1)
+                    s.num_computed = 0
+            t0 = time.perf_counter()
+            engine._step()
+            return engine.step_costs.last_ubatches, time.perf_counter() - t0
+
+        return lambda: engine.call(timed)
+
+    return setup
+
+
 def add_args(p) -> None:
     add_common(p)
     p.add_argument("--seqs", default="1,8,32", help="decoding sequences per step (comma separated)")
@@ -99,34 +154,56 @@ def add_args(p) -> None:
     p.add_argument("--context", type=int, default=256, help="tokens each decoding sequence holds")
     p.add_argument("--steps", type=int, default=16, help="timed steps per shape")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per shape")
+    p.add_argument("--system", choices=["raw", "wafer", "both"], default="both",
+                   help="the raw loop, wafer's engine (whole steps with real requests), or both")
 
 
 def run(args) -> int:
-    from .rawloop import RawLoop
     from .workloads import heldout_words
 
     r = Run.from_args(NAME, args)
     seqs = sorted({int(x) for x in args.seqs.split(",") if x.strip()})
     n_seq = max(seqs) + 1
-    per_seq = max(args.context + args.warmup + args.steps + 1, args.chunk)
-    loop = RawLoop(r.path, n_ctx=n_seq * per_seq, threads=r.threads, n_seq=n_seq)
-    try:
-        n = max(args.context, args.chunk)
-        tokens = loop.tokenize(" ".join(heldout_words()[: 2 * n]))[:n]
-        if len(tokens) < n:
-            raise RuntimeError("the held-out text is too short for this --context and --chunk")
-        rows = measure(raw_setup(loop, tokens[: args.context], tokens[: args.chunk]), shapes(seqs, args.chunk),
-                       args.steps, args.warmup)
-        results = r.header(system="raw loop", layout=f"{n_seq} KV streams of {loop.n_ctx_seq} cells, flash attention",
-                           context=args.context, chunk=args.chunk, steps=args.steps, warmup=args.warmup, rows=rows)
-    finally:
-        loop.close()
-    r.write(results, render([results]))
+    n = max(args.context, 3 * args.chunk + 1)
+    words = heldout_words()
+    config = dict(context=args.context, chunk=args.chunk, steps=args.steps, warmup=args.warmup)
+    out = []
+    if args.system in ("raw", "both"):
+        from .rawloop import RawLoop
+
+        per_seq = max(args.context + args.warmup + args.steps + 1, args.chunk)
+        loop = RawLoop(r.path, n_ctx=n_seq * per_seq, threads=r.threads, n_seq=n_seq)
+        try:
+            tokens = loop.tokenize(" ".join(words[: 2 * n]))[:n]
+            if len(tokens) < n:
+                raise RuntimeError("the held-out text is too short for this --context and --chunk")
+            rows = measure(raw_setup(loop, tokens[: args.context], tokens[: args.chunk]), shapes(seqs, args.chunk),
+                           args.steps, args.warmup)
+            out.append(r.header(system="raw loop", layout=f"{n_seq} KV streams of {loop.n_ctx_seq} cells, flash "
+                                "attention", **config, rows=rows))
+        finally:
+            loop.close()
+    if args.system in ("wafer", "both"):
+        from ..engine.engine import Engine, EngineConfig
+
+        ctx = max(1024, n + args.context + 2 * (args.warmup + args.steps) * 4)
+        engine = Engine(r.path, EngineConfig(parallel=n_seq, ctx_size=ctx, threads=r.threads,
+                                             token_budget=max(seqs) + args.chunk), r.id)
+        try:
+            context = engine.tokenize(" ".join(words[: 2 * args.context]), add_special=False)[: args.context]
+            other = engine.tokenize(" ".join(words[len(words) // 2 :]), add_special=False)[:n]  # no shared prefix
+            rows = measure(engine_setup(engine, context, other), shapes(seqs, args.chunk), args.steps, args.warmup)
+            out.append(r.header(system="wafer engine", layout=f"{n_seq} KV streams of {engine.ctx_size} cells, "
+                                "flash attention; whole engine steps", **config, rows=rows))
+        finally:
+            engine.shutdown()
+    r.write({"runs": out} if len(out) > 1 else out[0], render(out))
     return 0
 
 
 def render(results: list[dict]) -> str:
     """A row per model, system and shape: ubatches, ms per step (p50, p90, min), decode tok/s."""
+    results = [run for res in results for run in (res.get("runs") or [res])]  # a file may hold several systems
     rows = []
     for res in results:
         for x in res["rows"]:
