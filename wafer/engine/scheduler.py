@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .events import RequestFailed
 from .prefix_cache import PrefixCache
 from .sequence import Request, Sequence
 
@@ -37,6 +38,30 @@ class Work:
 
 class QueueFull(Exception):
     pass
+
+
+def enqueue(waiting: deque[Request], req: Request) -> None:
+    """Queue ``req`` behind every waiting request of its service tier or a higher one and ahead of the
+    lower tiers (``GenerationParams.priority``): priority > default > flex, first come first served
+    within a tier. Scans from the tail, so a queue of one tier appends in O(1)."""
+    p = req.params.priority
+    i = len(waiting)
+    while i and waiting[i - 1].params.priority > p:
+        i -= 1
+    waiting.insert(i, req)
+
+
+def over_queue_threshold(req: Request, now: float) -> bool:
+    """Whether ``req``, not admitted yet, has waited longer than its ``queue_threshold``."""
+    t = req.params.queue_threshold
+    return t is not None and req.admitted is None and now - req.arrival > t
+
+
+def queue_threshold_exceeded(req: Request) -> RequestFailed:
+    """Cerebras' 429 for a request that waited longer than its ``queue_threshold`` header allows."""
+    ms = round(req.params.queue_threshold * 1000)
+    return RequestFailed(429, f"The request waited in the queue longer than its queue_threshold of {ms} ms.",
+                         "queue_exceeded", "too_many_requests_error", "queue")
 
 
 def common_prefix(a: np.ndarray, b: np.ndarray) -> int:
@@ -64,7 +89,7 @@ class Scheduler:
     def add(self, req: Request) -> None:
         if len(self.waiting) >= self.max_waiting:
             raise QueueFull()
-        self.waiting.append(req)
+        enqueue(self.waiting, req)
 
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
