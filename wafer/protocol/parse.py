@@ -252,7 +252,7 @@ def _check_tool_pairing(req: ChatCompletionRequest) -> None:
         _all_answered(pending, pending_at)
 
 
-def check_chat_request(req: ChatCompletionRequest, version: int = 1) -> None:
+def check_chat_request(req: ChatCompletionRequest, version: int = 2) -> None:
     """Cross-field rules for a chat request (raises ``APIError``)."""
     if req.max_tokens is not None and req.max_completion_tokens is not None:
         raise bad_request(
@@ -308,9 +308,10 @@ def _parse(model: type, data: object, check) -> Any:
         raise validation_error(f"body: Invalid request ({type(e).__name__})") from None
 
 
-def parse_chat_request(data: object, *, version: int = 1) -> ChatCompletionRequest:
-    """Validate a decoded JSON body as a chat request. ``version`` is the ``X-Cerebras-Version-Patch``
-    value (1 when the header is absent); 2 turns on the stricter tool-message checks."""
+def parse_chat_request(data: object, *, version: int = 2) -> ChatCompletionRequest:
+    """Validate a decoded JSON body as a chat request. ``version`` is the API behaviour version
+    (``X-Cerebras-Version-Patch``; 2, Cerebras' default since 2026-07-21, when the header is absent):
+    2 checks tool messages and ``tool_choice`` strictly, 1 does not."""
     return _parse(ChatCompletionRequest, data, lambda req: check_chat_request(req, version))
 
 
