@@ -57,7 +57,7 @@ DIFFERENCES = {
 
 def post(url: str, fields: dict, version: str | None) -> httpx.Response:
     headers = {"X-Cerebras-Version-Patch": version} if version is not None else {}
-    body = {"model": MODEL_ID, "messages": ASK, "max_completion_tokens": 8, "temperature": 0, **fields}
+    body = {"model": MODEL_ID, "messages": ASK, "max_completion_tokens": 2, "temperature": 0, **fields}
     return httpx.post(url + "/v1/chat/completions", json=body, headers=headers, timeout=120)
 
 
@@ -86,7 +86,6 @@ def test_each_difference_both_ways(server, v1_server, name):
     assert post(server.url, fields, "1").status_code == 200
     # --api-version 1: version 1 without a header, still either version with one
     assert post(v1_server.url, fields, None).status_code == 200
-    assert post(v1_server.url, fields, "1").status_code == 200
     rejected(post(v1_server.url, fields, "2"), needle, param)
 
 
