@@ -60,7 +60,7 @@ def test_default_format(clients, ids_server):
 
 
 def test_openrouter_format(clients, expected):
-    cb, _ = clients
+    cb, oa = clients
     listed = cb.models.list(format="openrouter")
     assert type(listed).__name__ == "OpenRouterModelsResponse"
     by_id = {m.id: m for m in listed.data}
@@ -75,6 +75,8 @@ def test_openrouter_format(clients, expected):
     assert "top_k" not in m.supported_sampling_parameters  # not a parameter of the API
     one = cb.models.retrieve("gpt-oss-120b", format="openrouter")
     assert type(one).__name__ == "OpenRouterModel" and one.to_dict() == m.to_dict()
+    page = oa.models.list(extra_query={"format": "openrouter"})  # the OpenAI SDK has no format parameter
+    assert {x.id for x in page.data} == set(by_id) and page.data[0].model_extra["context_length"] == CTX
 
 
 def test_huggingface_format(clients, expected):
@@ -132,6 +134,20 @@ def test_discovery_errors(ids_server):
     for path in ("/v1/models", "/public/v1/models", f"/v1/models/{MODEL_ID}", f"/public/v1/models/{MODEL_ID}"):
         r = httpx.get(ids_server.url + path, params={"format": "xml"}, headers=AUTH)
         assert r.status_code == 400 and r.json()["param"] == "format"
+
+
+def test_openapi_documents_discovery_bodies_and_headers(ids_server):
+    doc = httpx.get(ids_server.url + "/openapi.json").json()
+    for path in ("/v1/models", "/v1/models/{model_id}", "/public/v1/models", "/public/v1/models/{model_id}"):
+        schema = doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert len(schema["anyOf"]) == 3  # one shape per format
+    assert "PublicModel" in doc["components"]["schemas"] and "OpenRouterModel" in doc["components"]["schemas"]
+    for path in ("/v1/chat/completions", "/v1/completions"):
+        op = doc["paths"][path]["post"]
+        assert set(op["requestBody"]["content"]) == {"application/json", "application/vnd.msgpack",
+                                                     "application/msgpack", "application/x-msgpack"}
+        assert "X-Cerebras-Version-Patch" in {p["name"] for p in op["parameters"]}
+    assert "queue_threshold" in {p["name"] for p in doc["paths"]["/v1/chat/completions"]["post"]["parameters"]}
 
 
 def test_wafer_client_parses_every_format(ids_server):
