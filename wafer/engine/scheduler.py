@@ -1,8 +1,8 @@
 """Continuous batching: one token budget per step, shared by decodes and prefill chunks.
 
 Each step, every running sequence that is decoding gets one token; what is left of the budget goes
-to prefill chunks, first of requests already running, then of waiting requests admitted in arrival
-order while sequence slots and KV cells last. Before its first chunk a sequence takes the longest
+to prefill chunks, first of requests already running, then of waiting requests admitted in queue
+order (service tier, then arrival: ``enqueue``) while sequence slots and KV cells last. Before its first chunk a sequence takes the longest
 cached prefix of its tokens from the prefix cache; if a running request is computing a longer
 common prefix right now, it waits for it instead of computing the same tokens twice.
 
