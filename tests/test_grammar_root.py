@@ -45,6 +45,7 @@ def grammars(tokenizer):
     return Grammars(tokenizer)
 
 
+@pytest.mark.model_free
 def test_every_documented_value_has_a_rule():
     assert sorted(ROOTS) == sorted(get_args(GrammarRoot))
     assert len(ROOTS) == 12

@@ -178,6 +178,7 @@ class _Fake:
     pass
 
 
+@pytest.mark.model_free
 def test_registry_cerebras_ids_keep_explicit_aliases():
     reg = Registry()
     reg.models = {"a": _Fake(), "b": _Fake()}

@@ -54,6 +54,7 @@ def text_of(r: httpx.Response) -> str:
      "stop": None, "logit_bias": {"42": -100}},
     [1, -2, 2**64 - 1, -(2**63), 1.5, True, None, "s", {}, []],
 ])
+@pytest.mark.model_free
 def test_decodes_to_what_json_decodes_to(value):
     got, size = load_msgpack(msgpack.packb(value))
     assert got == json.loads(json.dumps(value))
@@ -76,6 +77,7 @@ def test_decodes_to_what_json_decodes_to(value):
     (b"\xdd\xff\xff\xff\xff", "exceeds max_array_len"),  # a length the data cannot have
     (b"\xc1", "decode error"),  # a reserved byte
 ])
+@pytest.mark.model_free
 def test_what_json_cannot_carry_is_a_400(raw, fragment):
     with pytest.raises(APIError) as e:
         load_msgpack(raw)

@@ -23,12 +23,14 @@ def as_role(role: str) -> list[dict]:
 
 
 # -- units ----------------------------------------------------------------------------------------
+@pytest.mark.model_free
 def test_developer_becomes_system_only_when_asked():
     msgs = as_role("developer")
     assert to_template_messages(msgs, developer_as_system=True)[0]["role"] == "system"
     assert to_template_messages(msgs)[0]["role"] == "developer"
 
 
+@pytest.mark.model_free
 def test_which_templates_have_a_developer_role():
     from tiny_models import TEMPLATES
 

@@ -27,6 +27,7 @@ def fake(name: str, priority: int, threshold: float | None = None, arrival: floa
                            arrival=arrival, admitted=admitted)
 
 
+@pytest.mark.model_free
 def test_enqueue_orders_tiers_and_keeps_arrival_order_within_one():
     q: deque = deque()
     for name, p in [("f1", 2), ("d1", 1), ("f2", 2), ("p1", 0), ("d2", 1), ("p2", 0), ("f3", 2), ("d3", 1)]:
@@ -37,6 +38,7 @@ def test_enqueue_orders_tiers_and_keeps_arrival_order_within_one():
     assert [r.name for r in q] == ["d", "preempted-flex"]
 
 
+@pytest.mark.model_free
 def test_queue_threshold_applies_while_waiting_only():
     assert over_queue_threshold(fake("a", 2, threshold=0.5, arrival=10.0), 10.6)
     assert not over_queue_threshold(fake("a", 2, threshold=0.5, arrival=10.0), 10.4)
@@ -51,6 +53,7 @@ def request_with(headers: dict) -> SimpleNamespace:
     return SimpleNamespace(headers=headers)
 
 
+@pytest.mark.model_free
 def test_tier_resolution():
     none = request_with({})
     assert resolve(none, None, False) == Tier(None, "default") and Tier(None, "default").response_fields() == {}
@@ -68,6 +71,7 @@ def test_tier_resolution():
         assert (e.value.status, e.value.param) == (400, "queue_threshold")
 
 
+@pytest.mark.model_free
 def test_queue_times_window_and_admission():
     now = [0.0]
     qt = QueueTimes(window=10.0, clock=lambda: now[0])

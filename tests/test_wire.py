@@ -10,6 +10,8 @@ import pytest
 from wafer.engine.events import ChoiceDelta, RequestDone, RequestFailed, TimeInfo, Usage
 from wafer.server.wire import failure, steps, totals
 
+pytestmark = pytest.mark.model_free  # needs no model file
+
 
 class FakeStream:
     def __init__(self, batches):
