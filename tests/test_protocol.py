@@ -62,7 +62,7 @@ def chat(**kw):
     return body
 
 
-def chat_error(body, version: int = 1) -> APIError:
+def chat_error(body, version: int = 2) -> APIError:
     with pytest.raises(APIError) as ei:
         parse_chat_request(body, version=version)
     return ei.value
@@ -596,17 +596,17 @@ def test_v2_good_conversation():
 )
 def test_v2_tool_pairing(msgs, fragment):
     body = _tool_conv(*msgs)
-    parse_chat_request(copy.deepcopy(body))  # version 1 accepts all of these
-    e = chat_error(body, version=2)
-    assert (e.status, e.param, e.code) == (400, "messages", "wrong_api_format")
-    assert fragment in e.message
+    parse_chat_request(copy.deepcopy(body), version=1)  # version 1 accepts all of these
+    for e in (chat_error(copy.deepcopy(body), version=2), chat_error(body)):  # version 2 is the default
+        assert (e.status, e.param, e.code) == (400, "messages", "wrong_api_format")
+        assert fragment in e.message
 
 
 def test_v2_tool_choice_without_tools():
     for tc in ("none", "auto", "required", {"type": "function", "function": {"name": "f"}}):
-        parse_chat_request(chat(tool_choice=tc))  # v1: accepted
-        e = chat_error(chat(tool_choice=tc), version=2)
-        assert (e.status, e.param) == (400, "tool_choice")
+        parse_chat_request(chat(tool_choice=tc), version=1)  # v1: accepted
+        for e in (chat_error(chat(tool_choice=tc), version=2), chat_error(chat(tool_choice=tc))):
+            assert (e.status, e.param) == (400, "tool_choice")
     parse_chat_request(chat(tool_choice=None), version=2)
 
 

@@ -196,6 +196,23 @@ def test_parsed_splits_logprobs(clients):
     assert r.choices[0].reasoning_logprobs is None and len(r.choices[0].logprobs.content) == 6
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["once", "stream"])
+def test_reasoning_logprobs_only_in_version_2(clients, stream):
+    """``reasoning_logprobs`` came with API version 2 (the default, above): under version 1 the reasoning
+    tokens' logprobs stay in ``logprobs``, before the answer's, and no chunk or choice has the field."""
+    for client in clients:
+        r = client.chat.completions.create(model=model_id("qwen3"), messages=[{"role": "user", "content": "Hi"}],
+                                           temperature=0, logprobs=True, stream=stream,
+                                           extra_body={"reasoning_format": "parsed"},
+                                           extra_headers={"X-Cerebras-Version-Patch": "1"})
+        choices = [ch.choices[0] for ch in r if ch.choices] if stream else r.choices
+        assert all(field(c, "reasoning_logprobs") is None for c in choices)
+        tokens = "".join(t.token for c in choices if c.logprobs for t in c.logprobs.content)
+        assert tokens.startswith("<think>Let me think") and tokens.endswith("Hello")
+        reasoning = "".join(field(c.delta if stream else c.message, "reasoning") or "" for c in choices)
+        assert reasoning == "Let me think"  # the text is still split: only the logprobs differ
+
+
 @pytest.mark.parametrize("switch", [{"disable_reasoning": True}, {"reasoning_effort": "none"}])
 def test_thinking_off(clients, switch):
     # qwen3: the template writes an empty think block; the model answers at once

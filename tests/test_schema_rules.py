@@ -235,7 +235,8 @@ def test_v2_rejects_definitions():
 
 def test_v2_rejects_definitions_ref():
     schema = obj({"a": {"$ref": "#/definitions/x"}}, **{"$defs": {"x": {"type": "string"}}})
-    assert rejects(schema) == f'{W}.properties.a.$ref: $ref "#/definitions/x" is not supported; use a local reference "#/$defs/NAME"'
+    assert rejects(schema) == f'{W}.properties.a.$ref: $ref "#/definitions/x": "definitions" is not supported; use "#/$defs/x"'
+    assert check(schema, version=1)["properties"]["a"] == {"$ref": "#/$defs/x"}  # version 1 rewrites it
 
 
 def test_v1_definitions_entries_are_checked():

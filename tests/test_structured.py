@@ -206,9 +206,10 @@ def test_strict_schema_rules_are_400(http, name, schema, version, needle):
 
 def test_v1_quietly_adds_additional_properties(http):
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
-    r = post(http, {"response_format": rf(schema), "max_completion_tokens": 20})
+    r = post(http, {"response_format": rf(schema), "max_completion_tokens": 20}, version=1)
     assert r.status_code == 200, r.text
     assert set(json.loads(r.json()["choices"][0]["message"]["content"])) == {"a"}
+    assert post(http, {"response_format": rf(schema)}).status_code == 400  # version 2, the default, rejects it
 
 
 def test_grammar_compile_error_is_400_not_500(http):

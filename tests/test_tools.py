@@ -325,7 +325,9 @@ def test_tool_validation_400s(http, body, version, needle):
 
 
 def test_version_1_is_lenient_about_tool_pairing(http):
-    assert post(http, {"messages": WIRE_HISTORY[:2] + [{"role": "user", "content": "ok"}]}).status_code == 200
+    messages = WIRE_HISTORY[:2] + [{"role": "user", "content": "ok"}]
+    assert post(http, {"messages": messages}, version=1).status_code == 200
+    assert post(http, {"messages": messages}).status_code == 400  # version 2, the default, checks the pairing
 
 
 def test_bare_calls_of_strict_tools_need_valid_arguments(grammars):

@@ -41,10 +41,14 @@ def _arguments(raw: Any) -> Any:
     return raw
 
 
-def to_template_messages(messages: list[dict]) -> list[dict]:
+def to_template_messages(messages: list[dict], developer_as_system: bool = False) -> list[dict]:
+    """``developer_as_system``: developer messages become system messages (for templates without a
+    developer role of their own, which would drop them or render a role the model never saw)."""
     out = []
     for i, m in enumerate(messages):
         role = m["role"]
+        if role == "developer" and developer_as_system:
+            role = "system"
         d: dict[str, Any] = {"role": role, "content": _text(m.get("content"), f"messages.{i}")}
         if m.get("name"):
             d["name"] = m["name"]

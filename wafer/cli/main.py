@@ -18,6 +18,15 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--alias", action="append", default=[], metavar="ID=MODEL",
                    help="also answer to ID for the served model MODEL, e.g. llama3.1-8b=smollm2-135m (repeatable)")
+    p.add_argument("--cerebras-ids", nargs="?", const="", default=None, metavar="MODEL",
+                   help="every Cerebras model id (gpt-oss-120b, llama3.1-8b, ...) also answers on MODEL (default: the "
+                        "first served model), so unchanged Cerebras code runs; --alias ids take precedence")
+    p.add_argument("--api-version", type=int, choices=(1, 2), default=2,
+                   help="API behaviour version of requests without an X-Cerebras-Version-Patch header (default 2, "
+                        "Cerebras' default since 2026-07-21)")
+    p.add_argument("--dedicated-endpoint", action="store_true",
+                   help="serve service_tier 'priority' (first in the queue), as Cerebras' dedicated endpoints do; "
+                        "without it a priority request is a 400, as on Cerebras' shared endpoints")
     p.add_argument("--ctx-size", type=int, default=d.ctx_size,
                    help="context per request = KV cells per stream (default: the model's own, within --kv-memory)")
     p.add_argument("--kv-size", type=int, default=d.kv_cells,

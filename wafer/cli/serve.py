@@ -34,18 +34,32 @@ def build_registry(args):
     template = Path(args.chat_template).read_text() if args.chat_template else None
     registry = Registry(ServeOptions(reasoning_budgets=parse_budgets(args.reasoning_budget),
                                      accept_reasoning_content=args.accept_reasoning_content,
-                                     speculate_ngram=args.speculate == "ngram", draft_max=args.draft_max))
+                                     speculate_ngram=args.speculate == "ngram", draft_max=args.draft_max,
+                                     api_version=args.api_version, dedicated=args.dedicated_endpoint))
     cache = Path(args.cache_dir) if args.cache_dir else None
     for spec in args.models or [DEFAULT_MODEL]:
         resolved = resolve_model(spec, cache_dir=cache, pull=not args.no_pull)
         print(f"wafer: loading {resolved.id} from {resolved.path}", file=sys.stderr, flush=True)
-        registry.add(ServedModel.load(resolved.id, str(resolved.path), engine_config(args), template))
+        registry.add(ServedModel.load(resolved.id, str(resolved.path), engine_config(args), template,
+                                      source_repo=source_repo(spec, resolved)))
     for a in args.alias:
         alias, sep, target = a.partition("=")
         if not sep or not alias or not target:
             raise SystemExit(f"--alias expects ID=MODEL, got {a!r}")
         registry.alias(alias, target)
+    if args.cerebras_ids is not None:
+        registry.cerebras_ids(args.cerebras_ids or next(iter(registry.models)))
     return registry
+
+
+def source_repo(spec: str, resolved) -> str | None:
+    """The Hugging Face repo of a model given as a repo id (catalogue models know theirs)."""
+    from ..models.hf import parse_hf_spec
+
+    if resolved.source != "hf":
+        return None
+    parsed = parse_hf_spec(spec)
+    return parsed.repo_id if parsed else None
 
 
 def parse_budgets(spec: str | None) -> dict[str, int]:

@@ -20,7 +20,7 @@ from .llama import ContextConfig, LlamaContext, LlamaModel
 from .output import OutputText, to_entry
 from .kv_cache import KVCache
 from .sampler import log_softmax, top_k_indices
-from .scheduler import QueueFull, Scheduler, Work
+from .scheduler import QueueFull, Scheduler, Work, enqueue, over_queue_threshold, queue_threshold_exceeded
 from .sequence import GenerationParams, Request, Sequence
 from .step_costs import StepCosts
 
@@ -241,7 +241,7 @@ class Engine:
             self._wake.clear()
         for kind, obj in items:
             if kind == "add":
-                self.scheduler.waiting.append(obj)
+                enqueue(self.scheduler.waiting, obj)
             elif kind == "cancel":
                 self._drop(obj)
             elif kind == "call":
@@ -274,13 +274,16 @@ class Engine:
             self._fail(req, RequestFailed(503, "The server is shutting down.", "server_shutting_down"))
 
     def _expire(self) -> None:
-        """Fail the requests past their deadline (``GenerationParams.timeout``), freeing their cells."""
+        """Fail the requests past their deadline (``GenerationParams.timeout``) or, still queued, past their
+        ``queue_threshold``, freeing their cells."""
         now = time.time()
         for req in [*self.scheduler.running, *self.scheduler.waiting]:
             if req.deadline is not None and now > req.deadline:
                 self._fail(req, RequestFailed(
                     504, f"The request did not finish within the server's limit of {req.params.timeout:g} s.",
                     "request_timeout", "server_error"))
+            elif over_queue_threshold(req, now):
+                self._fail(req, queue_threshold_exceeded(req))
 
     def _fail(self, req: Request, event: RequestFailed) -> None:
         self._drop(req)

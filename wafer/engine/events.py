@@ -60,3 +60,4 @@ class RequestFailed:
     message: str
     code: str = "internal_error"
     type: str = "server_error"
+    param: str | None = None

@@ -2,10 +2,11 @@
 
 Each step, every running sequence that is decoding gets one token (plus the draft it verifies, if
 any); what is left of the budget goes to prefill chunks, first of requests already running, then of
-waiting requests admitted in queue order while KV streams are free. Before its first chunk a sequence
-asks the KV owner (``KVCache``) for the longest cached prefix of its tokens; if a running sequence is
-computing a longer common prefix right now, it waits for it instead of computing the same tokens
-twice. ``n > 1`` children wait for their parent's prompt and are forked from it.
+waiting requests admitted in queue order (service tier, then arrival: ``enqueue``) while KV streams are
+free. Before its first chunk a sequence asks the KV owner (``KVCache``) for the longest cached prefix
+of its tokens; if a running sequence is computing a longer common prefix right now, it waits for it
+instead of computing the same tokens twice. ``n > 1`` children wait for their parent's prompt and are
+forked from it.
 
 Every sequence has its own KV stream of ``n_ctx_seq`` cells and a request is admitted only if it fits
 one, so a running sequence never runs out of cells. The step's work is sorted by sequence id: llama.cpp
@@ -23,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from . import ubatch
+from .events import RequestFailed
 from .kv_cache import KVCache
 from .sequence import Request, Sequence
 
@@ -43,6 +45,30 @@ class QueueFull(Exception):
     pass
 
 
+def enqueue(waiting: deque[Request], req: Request) -> None:
+    """Queue ``req`` behind every waiting request of its service tier or a higher one and ahead of the
+    lower tiers (``GenerationParams.priority``): priority > default > flex, first come first served
+    within a tier. Scans from the tail, so a queue of one tier appends in O(1)."""
+    p = req.params.priority
+    i = len(waiting)
+    while i and waiting[i - 1].params.priority > p:
+        i -= 1
+    waiting.insert(i, req)
+
+
+def over_queue_threshold(req: Request, now: float) -> bool:
+    """Whether ``req``, not admitted yet, has waited longer than its ``queue_threshold``."""
+    t = req.params.queue_threshold
+    return t is not None and req.admitted is None and now - req.arrival > t
+
+
+def queue_threshold_exceeded(req: Request) -> RequestFailed:
+    """Cerebras' 429 for a request that waited longer than its ``queue_threshold`` header allows."""
+    ms = round(req.params.queue_threshold * 1000)
+    return RequestFailed(429, f"The request waited in the queue longer than its queue_threshold of {ms} ms.",
+                         "queue_exceeded", "too_many_requests_error", "queue")
+
+
 class Scheduler:
     def __init__(self, kv: KVCache, token_budget: int, max_waiting: int, prefill_budget: int = 0,
                  n_ubatch: int = 512):
@@ -60,7 +86,7 @@ class Scheduler:
     def add(self, req: Request) -> None:
         if len(self.waiting) >= self.max_waiting:
             raise QueueFull()
-        self.waiting.append(req)
+        enqueue(self.waiting, req)
 
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)

@@ -41,6 +41,8 @@ class GenerationParams:
     speculate_ngram: bool = False  # draft from the prompt (prompt lookup decoding)
     draft_max: int = K_MAX  # longest draft verified in one step
     timeout: float | None = None  # seconds from arrival after which the engine fails the request (504)
+    priority: int = 1  # service tier: 0 priority, 1 default, 2 flex; orders the waiting queue (scheduler.enqueue)
+    queue_threshold: float | None = None  # seconds it may wait for admission before a 429 (scheduler.over_queue_threshold)
 
 
 class Sequence:

@@ -1,6 +1,6 @@
 """Wire protocol of the Cerebras Inference API: request/response models, validation, errors.
 
-* ``parse_chat_request(data, version=1)`` / ``parse_completion_request(data)``: raw JSON -> validated
+* ``parse_chat_request(data, version=2)`` / ``parse_completion_request(data)``: raw JSON -> validated
   request, or ``APIError`` (never anything else).
 * ``wafer.protocol.responses``: the objects the server sends, serialized with ``dump`` / ``sse``.
 * ``wafer.protocol.errors``: ``APIError`` and helpers producing Cerebras-shaped error bodies.

@@ -13,7 +13,11 @@ from pydantic import Discriminator, Field, Tag
 
 from .chat import MAX_N, Penalty, SamplingAccessors, Stop, StreamOptions, WireModel
 
-__all__ = ["CompletionRequest", "Prompt", "MAX_TOKEN_ID"]
+__all__ = ["CompletionRequest", "Prompt", "MAX_TOKEN_ID", "GrammarRoot"]
+
+#: the values of ``grammar_root`` (Cerebras' docs); ``wafer.chat.grammar_root`` defines each rule
+GrammarRoot = Literal["root", "fcall", "nofcall", "insidevalue", "value", "object", "array", "string", "number",
+                      "funcarray", "func", "ws"]
 
 #: Token ids in a prompt must be ``0 <= id <= MAX_TOKEN_ID`` here; the engine checks the real vocabulary size.
 MAX_TOKEN_ID = 2**31 - 1
@@ -61,7 +65,7 @@ class CompletionRequest(SamplingAccessors, WireModel):
     best_of: Optional[Annotated[int, Field(ge=0, le=20)]] = None
     echo: Optional[bool] = None
     frequency_penalty: Optional[Penalty] = None
-    grammar_root: Optional[str] = None
+    grammar_root: Optional[GrammarRoot] = None
     logit_bias: Optional[dict[str, float]] = None
     logprobs: Optional[Annotated[int, Field(ge=0, le=20)]] = None
     max_tokens: Optional[Annotated[int, Field(ge=-1)]] = None

@@ -32,6 +32,7 @@ __all__ = [
     "parse_chat_request",
     "parse_completion_request",
     "load_json",
+    "load_msgpack",
     "check_chat_request",
     "check_completion_request",
     "error_from_validation",
@@ -143,6 +144,38 @@ def load_json(body: bytes | bytearray | str) -> object:
     return value
 
 
+def load_msgpack(body: bytes | bytearray) -> tuple[object, int]:
+    """Decode a msgpack request body to the value its JSON form would give, and the size of that JSON
+    form in bytes (the body limit applies to it: msgpack is denser than JSON).
+
+    Only what JSON can carry is accepted: maps with string keys, arrays, strings (valid UTF-8),
+    integers, finite floats, booleans and nil. Binary data, extension types (timestamps included),
+    non-string keys, NaN/Infinity, trailing bytes and truncated data are 400s, as invalid JSON is.
+    """
+    import msgpack
+
+    try:
+        value = msgpack.unpackb(bytes(body), raw=False, strict_map_key=True, timestamp=0)
+    except (RecursionError, msgpack.exceptions.StackError):
+        raise validation_error("body: msgpack is nested too deeply") from None
+    except msgpack.ExtraData:
+        raise validation_error("body: msgpack decode error (extra data after the first object)") from None
+    except UnicodeDecodeError:
+        raise validation_error("body: msgpack decode error (a string is not valid UTF-8)") from None
+    except (ValueError, TypeError, msgpack.UnpackException) as e:
+        raise validation_error(f"body: msgpack decode error ({str(e) or type(e).__name__})") from None
+    try:
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8"))
+    except RecursionError:
+        raise validation_error("body: msgpack is nested too deeply") from None
+    except ValueError:
+        raise validation_error("body: msgpack decode error (NaN and Infinity are not valid JSON numbers)") from None
+    except (TypeError, UnicodeEncodeError):
+        raise validation_error("body: msgpack decode error (binary data, extension types and non-string map keys "
+                               "have no JSON equivalent)") from None
+    return value, size
+
+
 # --------------------------------------------------------------------------------------------
 # shared cross-field rules
 
@@ -219,7 +252,7 @@ def _check_tool_pairing(req: ChatCompletionRequest) -> None:
         _all_answered(pending, pending_at)
 
 
-def check_chat_request(req: ChatCompletionRequest, version: int = 1) -> None:
+def check_chat_request(req: ChatCompletionRequest, version: int = 2) -> None:
     """Cross-field rules for a chat request (raises ``APIError``)."""
     if req.max_tokens is not None and req.max_completion_tokens is not None:
         raise bad_request(
@@ -275,9 +308,10 @@ def _parse(model: type, data: object, check) -> Any:
         raise validation_error(f"body: Invalid request ({type(e).__name__})") from None
 
 
-def parse_chat_request(data: object, *, version: int = 1) -> ChatCompletionRequest:
-    """Validate a decoded JSON body as a chat request. ``version`` is the ``X-Cerebras-Version-Patch``
-    value (1 when the header is absent); 2 turns on the stricter tool-message checks."""
+def parse_chat_request(data: object, *, version: int = 2) -> ChatCompletionRequest:
+    """Validate a decoded JSON body as a chat request. ``version`` is the API behaviour version
+    (``X-Cerebras-Version-Patch``; 2, Cerebras' default since 2026-07-21, when the header is absent):
+    2 checks tool messages and ``tool_choice`` strictly, 1 does not."""
     return _parse(ChatCompletionRequest, data, lambda req: check_chat_request(req, version))
 
 

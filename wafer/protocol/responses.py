@@ -198,6 +198,8 @@ class ChatCompletion(_Out):
     system_fingerprint: str
     object: Literal["chat.completion"] = "chat.completion"
     service_tier: Optional[str] = None
+    #: the tier that served a ``service_tier: "auto"`` request (Cerebras' docs)
+    service_tier_used: Optional[str] = None
     usage: Optional[Usage] = None
     time_info: Optional[TimeInfo] = None
 
@@ -231,6 +233,8 @@ class ChatCompletionChunk(_Out):
     system_fingerprint: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     service_tier: Optional[str] = None
+    #: the tier that served a ``service_tier: "auto"`` request (Cerebras' docs)
+    service_tier_used: Optional[str] = None
     usage: Optional[Usage] = None
     time_info: Optional[TimeInfo] = None
 

@@ -171,6 +171,9 @@ class _Checker:
         prefixes = ("#/$defs/",) if self.version >= 2 else ("#/$defs/", "#/definitions/")
         if ref == "#":
             self.fail(f"{path}.$ref", "recursive schemas are not supported")
+        if self.version >= 2 and isinstance(ref, str) and ref.startswith("#/definitions/"):
+            self.fail(f"{path}.$ref", f'$ref {json.dumps(ref)}: "definitions" is not supported; use '
+                                      f'{json.dumps("#/$defs/" + ref[len("#/definitions/"):])}')
         prefix = next((p for p in prefixes if isinstance(ref, str) and ref.startswith(p)), None)
         name = ref[len(prefix):] if prefix else ""
         if not name or "/" in name:

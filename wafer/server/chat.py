@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,17 +25,19 @@ from ..chat.reasoning import (
 from ..chat.structured import json_grammar, response_format_grammar, schema_guidance
 from ..chat.template import TemplateError
 from ..chat.tools import ToolCallParser, ToolPlan, apply_fallback, plan_tools, supports_tool_calls
-from ..engine.grammar import Grammar, GrammarError, Grammars
-from ..engine.events import ChoiceDelta, LogprobEntry, RequestDone, RequestFailed
+from ..engine.grammar import Grammars
+from ..engine.events import LogprobEntry
 from ..protocol import responses as R
-from ..protocol.errors import APIError, bad_request
+from ..protocol.errors import bad_request
 from ..protocol.parse import parse_chat_request
 from .bridge import EngineStream
 from .sse import SSEResponse
-from .http import api_version, off_loop_if_big, read_json, until_done_or_disconnect
+from .http import api_version, off_loop_if_big, read_body, until_done_or_disconnect
 from .params import chat_params
 from .registry import ServedModel
-from .submit import find_model, open_stream, submit, usage_of
+from .submit import check_parallel, compile_grammar, find_model, open_stream, submit
+from .tiers import resolve as resolve_tier
+from .wire import error_event, steps, totals
 
 router = APIRouter()
 
@@ -45,7 +46,8 @@ def render_prompt(served: ServedModel, req, plan: ToolPlan, guidance: str | None
     """Chat template -> (prompt token ids, prompt text); tools rendered natively or with wafer's
     fallback, a reasoning family's switches passed to the template."""
     try:
-        messages = to_template_messages([m.model_dump(exclude_none=True) for m in req.messages])
+        messages = to_template_messages([m.model_dump(exclude_none=True) for m in req.messages],
+                                        developer_as_system=not served.has_developer_role)
     except UnsupportedContent as e:
         raise bad_request(str(e), e.param)
     tools = plan.tools if plan.native else None
@@ -62,16 +64,6 @@ def render_prompt(served: ServedModel, req, plan: ToolPlan, guidance: str | None
     except TemplateError as e:
         raise bad_request(f"The model's chat template rejected the messages: {e}", "messages")
     return served.engine.tokenize(text, add_special=False, parse_special=True), text
-
-
-async def compile_grammar(served: ServedModel, text: str | None, param: str) -> Grammar | None:
-    """Compile off the event loop (llguidance drops the GIL); a grammar that fails is a 400."""
-    if text is None:
-        return None
-    try:
-        return await asyncio.to_thread(served.engine.grammars.compile, text)
-    except GrammarError as e:
-        raise bad_request(f"The output constraint could not be compiled: {e}", param) from None
 
 
 def _strict_args_valid(grammars: Grammars, schemas: dict[str, dict], call: dict) -> bool:
@@ -104,15 +96,18 @@ class Piece:
 
 class ChoiceOutput:
     """One choice's output: reasoning split off (per ``reasoning_format``), then tool calls parsed out of
-    the content when the request has tools."""
+    the content when the request has tools. ``version`` is the API version: ``reasoning_logprobs``
+    exists from version 2 on; in version 1 the reasoning tokens' logprobs stay in ``logprobs``."""
 
-    def __init__(self, plan: ToolPlan, grammars: Grammars | None = None, reasoning: tuple | None = None):
+    def __init__(self, plan: ToolPlan, grammars: Grammars | None = None, reasoning: tuple | None = None,
+                 version: int = 2):
         check = partial(_strict_args_valid, grammars, plan.strict_args) if grammars and plan.strict_args else None
         self.parser = ToolCallParser(plan.bare_names, check) if plan.parse else None
         self.ncalls = 0
         self.family, self.fmt, inside = reasoning if reasoning else (None, None, False)
         self.thinking = ReasoningParser(self.family, inside) if self.family else None
         self.raw_open = False
+        self.split_logprobs = version >= 2
 
     def _calls(self, calls: list[dict]) -> list[R.ToolCall]:
         out = []
@@ -139,7 +134,7 @@ class ChoiceOutput:
             elif kind == "reasoning" and self.fmt in ("parsed", "text_parsed"):
                 p.reasoning += text
         p.content = "".join(content)
-        if self.fmt == "parsed" and was_reasoning:
+        if self.fmt == "parsed" and was_reasoning and self.split_logprobs:
             p.reasoning_logprobs = logprobs
         elif not (self.fmt == "hidden" and was_reasoning):
             p.logprobs = logprobs
@@ -195,7 +190,7 @@ async def chat_completions(request: Request) -> Response:
     arrival = time.time()
     version = api_version(request)
     options = request.app.state.registry.options
-    body = await read_json(request)
+    body = await read_body(request)
     if options.accept_reasoning_content:
         body = reasoning_content_as_reasoning(body)
     req = parse_chat_request(body, version=version)
@@ -203,15 +198,19 @@ async def chat_completions(request: Request) -> Response:
     if len(req.messages) > limit:
         raise bad_request(f"messages: at most {limit} messages are allowed, got {len(req.messages)}", "messages")
     served = find_model(request, req.model)
+    tier = resolve_tier(request, req.service_tier, options.dedicated)
     plan = plan_tools(req, served.template.source, served.tool_tokens, version)
     fmt_grammar = response_format_grammar(req.response_format, version)
-    prompt, text = await off_loop_if_big(request, render_prompt, served, req, plan, schema_guidance(req.response_format))
     params = chat_params(req, served.engine.model.n_vocab)
+    check_parallel(served, params)
+    served.queue_times.admit(tier)
+    prompt, text = await off_loop_if_big(request, render_prompt, served, req, plan, schema_guidance(req.response_format))
     if req.prediction is not None:
         params.prediction = served.engine.tokenize(req.prediction.text, add_special=False, parse_special=False)
     else:
         params.speculate_ngram = options.speculate_ngram
     params.draft_max = options.draft_max
+    params.priority, params.queue_threshold = tier.order, tier.queue_threshold
     params.grammar = await compile_grammar(served, plan.grammar or fmt_grammar, "tools" if plan.grammar else "response_format")
     reasoning = None
     family = served.reasoning
@@ -226,8 +225,9 @@ async def chat_completions(request: Request) -> Response:
     request.state.stream = bool(req.stream)
     stream = open_stream(request, served, [prompt], params)
     submit(stream, prompt, params, rid, arrival)
-    meta = dict(id=rid, created=int(arrival), model=req.model, system_fingerprint=served.fingerprint)
-    outs = [ChoiceOutput(plan, served.engine.grammars, reasoning) for _ in range(params.n)]
+    meta = dict(id=rid, created=int(arrival), model=req.model, system_fingerprint=served.fingerprint,
+                **tier.response_fields())
+    outs = [ChoiceOutput(plan, served.engine.grammars, reasoning, version) for _ in range(params.n)]
     if req.stream:
         return SSEResponse(_sse(served, stream, meta, outs, bool(req.logprobs)), stream)
     result = await until_done_or_disconnect(request, _collect(served, stream, meta, outs, bool(req.logprobs)))
@@ -252,20 +252,18 @@ async def _collect(
     n = len(outs)
     pieces = [Piece() for _ in range(n)]
     finish: list[str | None] = [None] * n
-    done: RequestDone | None = None
-    async for _, evs in stream.events():
-        for ev in evs:
-            if isinstance(ev, ChoiceDelta):
-                out = outs[ev.index]
-                pieces[ev.index] += out.feed(ev.text, ev.logprobs)
-                if ev.finish_reason:
-                    rest, finish[ev.index] = out.finish(ev.finish_reason)
-                    pieces[ev.index] += rest
-            elif isinstance(ev, RequestDone):
-                done = ev
-            elif isinstance(ev, RequestFailed):
-                raise APIError(ev.status, ev.message, ev.type, None, ev.code)
-    assert done is not None
+    dones = []
+    async for step in steps(stream):
+        if step.error is not None:
+            raise step.error
+        for ev in step.deltas:
+            out = outs[ev.index]
+            pieces[ev.index] += out.feed(ev.text, ev.logprobs)
+            if ev.finish_reason:
+                rest, finish[ev.index] = out.finish(ev.finish_reason)
+                pieces[ev.index] += rest
+        if step.done is not None:
+            dones.append(step.done)
     choices = []
     for i, p in enumerate(pieces):
         tool_calls = [c.model_copy(update={"index": None}) for c in p.calls] or None
@@ -279,7 +277,8 @@ async def _collect(
                 reasoning_logprobs=chat_logprobs(served, p.reasoning_logprobs) if want_lp and p.reasoning_logprobs else None,
             )
         )
-    return R.ChatCompletion(choices=choices, usage=usage_of(done), time_info=R.TimeInfo(**done.time_info.__dict__), **meta)
+    usage, time_info = totals(dones)
+    return R.ChatCompletion(choices=choices, usage=usage, time_info=time_info, **meta)
 
 
 async def _sse(
@@ -301,25 +300,21 @@ async def _sse(
         for i in range(len(outs)):
             yield chunk([R.ChunkChoice(delta=R.Delta(role="assistant"), index=i)])
         pending: list[tuple[int, str]] = []  # finished choices not yet announced
-        async for _, evs in stream.events():
+        async for step in steps(stream):
             out: list[bytes] = []
-            done: RequestDone | None = None
-            for ev in evs:
-                if isinstance(ev, ChoiceDelta):
-                    o = outs[ev.index]
-                    p = o.feed(ev.text, ev.logprobs)
-                    if ev.finish_reason:
-                        rest, reason = o.finish(ev.finish_reason)
-                        p += rest
-                        pending.append((ev.index, reason))
-                    c = delta(ev.index, p)
-                    if c is not None:
-                        out.append(c)
-                elif isinstance(ev, RequestDone):
-                    done = ev
-                elif isinstance(ev, RequestFailed):
-                    err = APIError(ev.status, ev.message, ev.type, None, ev.code)
-                    out.append(R.sse(R.ErrorChunk.from_error(err, meta["id"])))
+            for ev in step.deltas:
+                o = outs[ev.index]
+                p = o.feed(ev.text, ev.logprobs)
+                if ev.finish_reason:
+                    rest, reason = o.finish(ev.finish_reason)
+                    p += rest
+                    pending.append((ev.index, reason))
+                c = delta(ev.index, p)
+                if c is not None:
+                    out.append(c)
+            if step.error is not None:
+                out.append(error_event(step.error, meta["id"]))
+            done = step.done
             if done is None:
                 for i, reason in pending:
                     out.append(chunk([R.ChunkChoice(finish_reason=reason, index=i)]))
@@ -329,13 +324,9 @@ async def _sse(
                 for i, reason in pending:
                     out.append(chunk([R.ChunkChoice(finish_reason=reason, index=i)]))
                 out.append(chunk([R.ChunkChoice(index=last_i)]))
-                out.append(
-                    chunk(
-                        [R.ChunkChoice(finish_reason=last_reason, index=last_i)],
-                        usage=usage_of(done),
-                        time_info=R.TimeInfo(**done.time_info.__dict__),
-                    )
-                )
+                usage, time_info = totals([done])
+                out.append(chunk([R.ChunkChoice(finish_reason=last_reason, index=last_i)], usage=usage,
+                                 time_info=time_info))
             if out:
                 yield b"".join(out)
     finally:

@@ -8,16 +8,18 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..engine.events import ChoiceDelta, LogprobEntry, RequestDone, RequestFailed, TimeInfo, Usage
+from ..chat.grammar_root import grammar_root_grammar
+from ..engine.events import LogprobEntry, RequestDone
 from ..protocol import responses as R
-from ..protocol.errors import APIError, bad_request
+from ..protocol.errors import bad_request
 from ..protocol.parse import parse_completion_request
 from .bridge import EngineStream
 from .sse import SSEResponse
-from .http import off_loop_if_big, read_json, until_done_or_disconnect
+from .http import api_version, off_loop_if_big, read_body, until_done_or_disconnect
 from .params import completion_params
 from .registry import ServedModel
-from .submit import find_model, open_stream, submit
+from .submit import check_parallel, compile_grammar, find_model, open_stream, submit
+from .wire import error_event, steps, totals
 
 router = APIRouter()
 
@@ -90,10 +92,14 @@ def prompt_entries(served: ServedModel, prompt: list[int], lps: list[LogprobEntr
 @router.post("/v1/completions")
 async def completions(request: Request) -> Response:
     arrival = time.time()
-    req = parse_completion_request(await read_json(request))
+    api_version(request)  # a bad X-Cerebras-Version-Patch is a 400 here too; the versions differ only in chat
+    req = parse_completion_request(await read_body(request))
     served = find_model(request, req.model)
-    prompts = await off_loop_if_big(request, prompts_of, served, req.prompt)
     params = completion_params(req, served.engine.model.n_vocab)
+    check_parallel(served, params)
+    prompts = await off_loop_if_big(request, prompts_of, served, req.prompt)
+    if req.grammar_root is not None:
+        params.grammar = await compile_grammar(served, grammar_root_grammar(req.grammar_root), "grammar_root")
     rid = R.new_completion_id()
     request.state.stream = bool(req.stream)
     stream = open_stream(request, served, prompts, params)
@@ -109,41 +115,22 @@ async def completions(request: Request) -> Response:
     return Response(R.dump(result), media_type="application/json")
 
 
-def _total(dones: list[RequestDone]) -> tuple[R.Usage, R.TimeInfo]:
-    u = Usage(
-        prompt_tokens=sum(d.usage.prompt_tokens for d in dones),
-        completion_tokens=sum(d.usage.completion_tokens for d in dones),
-        cached_tokens=sum(d.usage.cached_tokens for d in dones),
-    )
-    last = max(dones, key=lambda d: d.time_info.created + d.time_info.total_time).time_info
-    first = min(dones, key=lambda d: d.time_info.created).time_info
-    ti = TimeInfo(
-        queue_time=max(d.time_info.queue_time for d in dones),
-        prompt_time=sum(d.time_info.prompt_time for d in dones),
-        completion_time=max(d.time_info.completion_time for d in dones),
-        total_time=last.created + last.total_time - first.created,
-        created=first.created,
-    )
-    return R.Usage.make(u.prompt_tokens, u.completion_tokens, cached_tokens=u.cached_tokens), R.TimeInfo(**ti.__dict__)
-
-
 async def _collect(served, stream: EngineStream, meta: dict, n: int, prompts, echo: list[str], req) -> R.TextCompletion:
     want_lp = req.logprobs is not None
     per_prompt = [[_Choice(echo[k]) for _ in range(req.best_of if req.best_of and req.best_of > n else n)] for k in range(len(prompts))]
     dones: list[RequestDone | None] = [None] * len(prompts)
-    async for k, evs in stream.events():
-        for ev in evs:
-            if isinstance(ev, ChoiceDelta):
-                c = per_prompt[k][ev.index]
-                c.text.append(ev.text)
-                c.tokens.extend(ev.token_ids)
-                c.entries.extend(ev.logprobs)
-                if ev.finish_reason:
-                    c.finish = ev.finish_reason
-            elif isinstance(ev, RequestDone):
-                dones[k] = ev
-            elif isinstance(ev, RequestFailed):
-                raise APIError(ev.status, ev.message, ev.type, None, ev.code)
+    async for step in steps(stream):
+        if step.error is not None:
+            raise step.error
+        for ev in step.deltas:
+            c = per_prompt[step.k][ev.index]
+            c.text.append(ev.text)
+            c.tokens.extend(ev.token_ids)
+            c.entries.extend(ev.logprobs)
+            if ev.finish_reason:
+                c.finish = ev.finish_reason
+        if step.done is not None:
+            dones[step.k] = step.done
     choices = []
     for k, cs in enumerate(per_prompt):
         done = dones[k]
@@ -162,7 +149,7 @@ async def _collect(served, stream: EngineStream, meta: dict, n: int, prompts, ec
                     tokens=c.tokens if req.return_raw_tokens else None,
                 )
             )
-    usage, ti = _total([d for d in dones if d is not None])
+    usage, ti = totals([d for d in dones if d is not None])
     return R.TextCompletion(choices=choices, usage=usage, time_info=ti, **meta)
 
 
@@ -176,36 +163,35 @@ async def _sse(stream: EngineStream, meta: dict, n: int, echo: list[str], req) -
         first = [True] * len(echo)
         dones: list[RequestDone] = []
         remaining = len(echo)
-        async for k, evs in stream.events():
+        async for step in steps(stream):
+            k = step.k
             out: list[bytes] = []
             finals: list[R.TextChoice] = []
-            for ev in evs:
-                if isinstance(ev, ChoiceDelta):
-                    text = ev.text
-                    if first[k] and echo[k]:
-                        text = echo[k] + text
-                    first[k] = False
-                    choice = R.TextChoice(
-                        index=k * n + ev.index,
-                        text=text,
-                        logprobs=text_logprobs(text_entries(ev.logprobs, len(echo[k]))) if want_lp and ev.logprobs else None,
-                        tokens=ev.token_ids if req.return_raw_tokens else None,
-                    )
-                    if ev.finish_reason:
-                        choice.finish_reason = ev.finish_reason
-                        finals.append(choice)
-                    else:
-                        out.append(chunk([choice]))
-                elif isinstance(ev, RequestDone):
-                    dones.append(ev)
-                    remaining -= 1
-                elif isinstance(ev, RequestFailed):
-                    err = APIError(ev.status, ev.message, ev.type, None, ev.code)
-                    out.append(R.sse(R.ErrorChunk.from_error(err, meta["id"])))
+            for ev in step.deltas:
+                text = ev.text
+                if first[k] and echo[k]:
+                    text = echo[k] + text
+                first[k] = False
+                choice = R.TextChoice(
+                    index=k * n + ev.index,
+                    text=text,
+                    logprobs=text_logprobs(text_entries(ev.logprobs, len(echo[k]))) if want_lp and ev.logprobs else None,
+                    tokens=ev.token_ids if req.return_raw_tokens else None,
+                )
+                if ev.finish_reason:
+                    choice.finish_reason = ev.finish_reason
+                    finals.append(choice)
+                else:
+                    out.append(chunk([choice]))
+            if step.done is not None:
+                dones.append(step.done)
+                remaining -= 1
+            if step.error is not None:
+                out.append(error_event(step.error, meta["id"]))
             if remaining == 0 and finals:
                 last = finals.pop()
                 out += [chunk([c]) for c in finals]
-                usage, ti = _total(dones)
+                usage, ti = totals(dones)
                 out.append(chunk([last], usage=usage, time_info=ti))
             else:
                 out += [chunk([c]) for c in finals]

@@ -30,8 +30,8 @@ from .ratelimit import RateLimiter
 access_log = logging.getLogger("wafer.access")
 
 _RID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/tcp_warming", "/health", "/ready",
-          "/metrics", "/wafer/stats", "/openapi.json", "/docs")
+ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/tcp_warming", "/public/v1/models",
+          "/health", "/ready", "/metrics", "/wafer/stats", "/openapi.json", "/docs")
 OPEN_KEY = "open"  # the bucket set shared by all requests when the server runs without keys
 
 
@@ -40,6 +40,8 @@ def route_of(path: str) -> str:
         return path
     if path.startswith("/v1/models/"):
         return "/v1/models/{model_id}"
+    if path.startswith("/public/v1/models/"):
+        return "/public/v1/models/{model_id}"
     return "other"
 
 

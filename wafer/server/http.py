@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import zlib
 
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 from fastapi.responses import JSONResponse, Response
 
-from ..protocol.errors import APIError, bad_request
-from ..protocol.parse import load_json
+from ..protocol.errors import APIError, bad_request, validation_error
+from ..protocol.parse import load_json, load_msgpack
 
 BIG_BODY = 64 * 1024  # bodies above this size are rendered and tokenized in a worker thread
 
@@ -73,26 +74,48 @@ def _decompress(raw: bytes, enc: str, limit: int) -> bytes:
     return out
 
 
-async def read_json(request: Request) -> object:
-    """The JSON body (gzip/deflate Content-Encoding accepted), or a 400 in the Cerebras shape.
-    Bodies over the server's limit are a 413, bodies slower than its body timeout a 408."""
+#: Content-Type values of msgpack bodies (Cerebras accepts all three); any other type is read as JSON
+MSGPACK_TYPES = frozenset({"application/vnd.msgpack", "application/msgpack", "application/x-msgpack"})
+
+#: the behaviour versions of the API (X-Cerebras-Version-Patch)
+API_VERSIONS = (1, 2)
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+
+
+async def read_body(request: Request) -> object:
+    """The decoded request body: JSON, or msgpack for the msgpack content types, either one possibly
+    gzip/deflate-encoded (Content-Encoding); a 400 in the Cerebras shape when it does not decode.
+    Bodies over the server's limit are a 413 (as received, inflated and, for msgpack, in their JSON
+    form), bodies slower than its body timeout a 408."""
     policy = request.app.state.policy
     raw = await _read_body(request, policy.max_body_bytes, policy.body_timeout)
     enc = request.headers.get("content-encoding", "").strip().lower()
     raw = _decompress(raw, enc, policy.max_body_bytes)
-    request.state.body_bytes = len(raw)
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if "msgpack" in ctype:
-        raise bad_request("msgpack request bodies are not supported by wafer; send JSON", "content-type")
-    return load_json(raw)
+    if ctype not in MSGPACK_TYPES:
+        request.state.body_bytes = len(raw)
+        return load_json(raw)
+    value, size = load_msgpack(raw)
+    if size > policy.max_body_bytes:
+        raise too_large(size, policy.max_body_bytes)
+    request.state.body_bytes = size
+    return value
 
 
 def api_version(request: Request) -> int:
+    """The request's API behaviour version: its ``X-Cerebras-Version-Patch`` header, else the server's
+    default (``--api-version``). A value that is not a supported version is a 400."""
     v = request.headers.get("x-cerebras-version-patch")
-    try:
-        return int(v) if v else 1
-    except ValueError:
-        raise bad_request(f"X-Cerebras-Version-Patch must be an integer, got {v!r}", "X-Cerebras-Version-Patch")
+    if v is None:
+        return request.app.state.registry.options.api_version
+    where = "header.x-cerebras-version-patch"
+    v = v.strip()
+    if not _INTEGER.fullmatch(v):
+        raise validation_error(f"{where}: Input should be a valid integer, unable to parse string as an integer")
+    if int(v) not in API_VERSIONS:
+        raise validation_error(f"{where}: unsupported API version {int(v)}; the supported versions are "
+                               f"{' and '.join(map(str, API_VERSIONS))}")
+    return int(v)
 
 
 async def wait_disconnect(request: Request) -> None:

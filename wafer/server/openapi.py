@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
+from ..protocol import model_info as M
 from ..protocol import responses as R
 from ..protocol.chat import ChatCompletionRequest
 from ..protocol.completions import CompletionRequest
@@ -57,17 +58,32 @@ BODIES = {
     ("/v1/chat/completions", "post"): (ChatCompletionRequest, R.ChatCompletion),
     ("/v1/completions", "post"): (CompletionRequest, R.TextCompletion),
 }
+#: the 200 bodies of the discovery routes, one per ``format``
 ANSWERS = {
-    ("/v1/models", "get"): R.ModelList,
-    ("/v1/models/{model_id}", "get"): R.Model,
+    ("/v1/models", "get"): (R.ModelList, M.OpenRouterModelList, M.HuggingFaceModelList),
+    ("/v1/models/{model_id}", "get"): (R.Model, M.OpenRouterModel, M.HuggingFaceModel),
+    ("/public/v1/models", "get"): (M.PublicModelList, M.OpenRouterModelList, M.HuggingFaceModelList),
+    ("/public/v1/models/{model_id}", "get"): (M.PublicModel, M.OpenRouterModel, M.HuggingFaceModel),
 }
+
+#: request body media types of the completion routes (msgpack ones decoded to the same object)
+BODY_TYPES = ("application/json", "application/vnd.msgpack", "application/msgpack", "application/x-msgpack")
 
 VERSION_HEADER = {
     "name": "X-Cerebras-Version-Patch",
     "in": "header",
     "required": False,
-    "description": "API behaviour version (an integer; 1 when absent).",
+    "description": "API behaviour version, 1 or 2 (the server's --api-version when absent; 2 by default).",
     "schema": {"type": "integer"},
+}
+
+QUEUE_THRESHOLD_HEADER = {
+    "name": "queue_threshold",
+    "in": "header",
+    "required": False,
+    "description": "Longest acceptable queue time in milliseconds (50-20000), for service_tier flex and auto: "
+                   "429 queue_exceeded when the queue is slower.",
+    "schema": {"type": "integer", "minimum": 50, "maximum": 20000},
 }
 
 
@@ -113,7 +129,7 @@ def document(app: FastAPI) -> dict[str, Any]:
             request_model, answer = BODIES[(path, method)]
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": refs[request_model]}},
+                "content": {media: {"schema": refs[request_model]} for media in BODY_TYPES},
             }
             example = _example(request_model, served)
             if example is not None:
@@ -125,10 +141,11 @@ def document(app: FastAPI) -> dict[str, Any]:
                     "text/event-stream": {"schema": {"type": "string"}},
                 },
             }
-            if path == "/v1/chat/completions":
-                op["parameters"] = [*op.get("parameters", []), VERSION_HEADER]
+            headers = [VERSION_HEADER, QUEUE_THRESHOLD_HEADER] if path == "/v1/chat/completions" else [VERSION_HEADER]
+            op["parameters"] = [*op.get("parameters", []), *headers]
         elif (path, method) in ANSWERS:
-            op["responses"]["200"]["content"]["application/json"]["schema"] = refs[ANSWERS[(path, method)]]
+            shapes = [refs[m] for m in ANSWERS[(path, method)]]
+            op["responses"]["200"]["content"]["application/json"]["schema"] = {"anyOf": shapes}
     if not _mentions(doc["paths"], "#/components/schemas/HTTPValidationError"):
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
@@ -139,8 +156,8 @@ def _model_schemas() -> tuple[dict[type, dict], dict[str, Any]]:
     """``$ref``s of the request (validation) and response (serialization) models, and the schemas they use."""
     models = [(m, "validation") for m, _ in BODIES.values()]
     models += [(m, "serialization") for _, m in BODIES.values()]
-    models += [(m, "serialization") for m in ANSWERS.values()]
-    keys, top = models_json_schema(models, ref_template=REF)
+    models += [(m, "serialization") for shapes in ANSWERS.values() for m in shapes]
+    keys, top = models_json_schema(list(dict.fromkeys(models)), ref_template=REF)
     return {m: ref for (m, _), ref in keys.items()}, top.get("$defs", {})
 
 

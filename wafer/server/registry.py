@@ -5,11 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ..chat.reasoning import EFFORT_BUDGETS, Family, detect_family
 from ..chat.tools import CLOSE, OPEN
 from ..chat.template import ChatTemplate, template_for_model
 from ..engine.engine import Engine, EngineConfig
+from ..models.cerebras import CEREBRAS_MODEL_IDS
+from .model_card import ModelCard
+from .tiers import QueueTimes
 
 
 @dataclass
@@ -22,15 +26,28 @@ class ServedModel:
     fingerprint: str = ""
     tool_tokens: dict[str, int] | None = None  # <tool_call>/</tool_call> when each is one special token
     reasoning: Family | None = None  # the reasoning family of the chat template, if any
+    source_repo: str | None = None  # the Hugging Face repo the GGUF came from, when known
+    queue_times: QueueTimes = field(default_factory=QueueTimes)  # of recent requests (queue_threshold)
 
     @classmethod
-    def load(cls, model_id: str, path: str, config: EngineConfig, chat_template: str | None = None) -> "ServedModel":
+    def load(cls, model_id: str, path: str, config: EngineConfig, chat_template: str | None = None,
+             source_repo: str | None = None) -> "ServedModel":
         engine = Engine(path, config, model_id)
         m = engine.model
         template = template_for_model(m.metadata, m.token_text(m.bos_id), m.token_text(m.eos_id), chat_template)
         threading.Thread(target=engine.grammars.warm, daemon=True).start()
         return cls(id=model_id, path=path, engine=engine, template=template, tool_tokens=_tool_tokens(engine),
-                   reasoning=detect_family(template.source))
+                   reasoning=detect_family(template.source), source_repo=source_repo)
+
+    @cached_property
+    def card(self) -> ModelCard:
+        """What model discovery says about this model."""
+        return ModelCard.of(self)
+
+    @property
+    def has_developer_role(self) -> bool:
+        """Whether the chat template renders developer messages itself (else they are sent as system)."""
+        return "developer" in self.template.source
 
 
 def _tool_tokens(engine: Engine) -> dict[str, int] | None:
@@ -51,6 +68,8 @@ class ServeOptions:
     accept_reasoning_content: bool = False  # map messages' reasoning_content to reasoning instead of a 400
     speculate_ngram: bool = False  # requests without a prediction draft from their prompt
     draft_max: int = 32  # longest draft verified in one step (--draft-max)
+    api_version: int = 2  # behaviour version of requests without X-Cerebras-Version-Patch (--api-version)
+    dedicated: bool = False  # a dedicated endpoint: service_tier "priority" is served (--dedicated-endpoint)
 
 
 class Registry:
@@ -70,6 +89,15 @@ class Registry:
         if alias in self.models:
             raise ValueError(f"--alias {alias}: a served model already has that id")
         self.aliases[alias] = target
+
+    def cerebras_ids(self, target: str) -> list[str]:
+        """Make every Cerebras model id that is not served or aliased yet answer on ``target``; the ids added."""
+        if target not in self.models:
+            raise ValueError(f"--cerebras-ids {target}: no served model has the id {target!r}")
+        added = [i for i in CEREBRAS_MODEL_IDS if i not in self.models and i not in self.aliases]
+        for i in added:
+            self.aliases[i] = target
+        return added
 
     def get(self, model_id: str) -> ServedModel | None:
         return self.models.get(self.aliases.get(model_id, model_id))

@@ -1,14 +1,15 @@
-"""Shared by the completion routes: model lookup, admission, submission errors, usage."""
+"""Shared by the completion routes: model lookup, limits, grammars, admission, submission errors."""
 
 from __future__ import annotations
+
+import asyncio
 
 from fastapi import Request
 
 from ..engine.engine import ContextOverflow, QueueFull
-from ..engine.events import RequestDone
+from ..engine.grammar import Grammar, GrammarError
 from ..engine.sequence import GenerationParams
-from ..protocol import responses as R
-from ..protocol.errors import APIError, context_length_exceeded, model_not_found, queue_exceeded
+from ..protocol.errors import APIError, bad_request, context_length_exceeded, model_not_found, queue_exceeded
 from .bridge import EngineStream
 from .registry import ServedModel
 
@@ -19,6 +20,26 @@ def find_model(request: Request, model_id: str) -> ServedModel:
         raise model_not_found(model_id)
     request.state.model = model_id
     return served
+
+
+def check_parallel(served: ServedModel, params: GenerationParams) -> None:
+    """``n`` (or ``best_of``) sequences run side by side: more than the server's parallel sequences is a
+    400 on that parameter, whatever the context could hold."""
+    n, param = (params.best_of, "best_of") if params.best_of else (params.n, "n")
+    limit = served.engine.config.parallel
+    if n > limit:
+        raise bad_request(f"{param}: {n} sequences were requested, but this server runs at most {limit} sequences "
+                          f"in parallel (wafer serve --parallel); lower {param}", param)
+
+
+async def compile_grammar(served: ServedModel, text: str | None, param: str) -> Grammar | None:
+    """Compile off the event loop (llguidance drops the GIL); a grammar that fails is a 400."""
+    if text is None:
+        return None
+    try:
+        return await asyncio.to_thread(served.engine.grammars.compile, text)
+    except GrammarError as e:
+        raise bad_request(f"The output constraint could not be compiled: {e}", param) from None
 
 
 def open_stream(request: Request, served: ServedModel, prompts: list[list[int]], params: GenerationParams) -> EngineStream:
@@ -46,6 +67,7 @@ def open_stream(request: Request, served: ServedModel, prompts: list[list[int]],
             limits.settle(ticket, stream.tokens_used)
         for done in stream.finished:
             policy.metrics.observe_done(served.id, done)
+            served.queue_times.add(done.time_info.queue_time)
         if stream.finished:
             state.prompt_tokens = sum(d.usage.prompt_tokens for d in stream.finished)
             state.completion_tokens = sum(d.usage.completion_tokens for d in stream.finished)
@@ -65,10 +87,3 @@ def submit(stream: EngineStream, prompt: list[int], params: GenerationParams, ri
     except QueueFull as e:
         raise queue_exceeded(headers={"retry-after": "1"}) from e
 
-
-def usage_of(done: RequestDone) -> R.Usage:
-    u = done.usage
-    return R.Usage.make(u.prompt_tokens, u.completion_tokens, cached_tokens=u.cached_tokens,
-                        reasoning_tokens=u.reasoning_tokens,
-                        accepted_prediction_tokens=u.accepted_prediction_tokens,
-                        rejected_prediction_tokens=u.rejected_prediction_tokens)
