@@ -53,18 +53,27 @@ def _ask(system, messages: list[dict], max_tokens: int = 4):
 
 
 def ttft_cold_warm(system, n_tokens: int, repeats: int) -> dict:
-    cold, warm = [], []
+    """Cold, then warm while the prefix is still resident in the server's KV memory, then warm again after an
+    unrelated request took its place (wafer: the stream's cells went to host memory and come back by a
+    snapshot restore; llama-server: its slot's prompt cache)."""
+    cold, warm, host = [], [], []
     for i in range(repeats):
         sysmsg = {"role": "system", "content": system_prompt(n_tokens, uuid.uuid4().hex[:8])}
         cold.append(_ask(system, [sysmsg, {"role": "user", "content": f"Question {i}: where is my order?"}]))
         warm.append(_ask(system, [sysmsg, {"role": "user", "content": f"Question {i}: is it raining in Paris?"}]))
+        filler = {"role": "system", "content": system_prompt(300, "filler " + uuid.uuid4().hex[:8])}
+        _ask(system, [filler, {"role": "user", "content": "Something else entirely."}])
+        host.append(_ask(system, [sysmsg, {"role": "user", "content": f"Question {i}: when do you open?"}]))
     out = {
         "prompt_tokens": statistics.median(r.prompt_tokens for r in cold),
         "cold_ttft_s": statistics.median(ttft(r) for r in cold),
         "warm_ttft_s": statistics.median(ttft(r) for r in warm),
         "warm_cached_tokens": statistics.median(r.cached_tokens or 0 for r in warm),
+        "warm_host_ttft_s": statistics.median(ttft(r) for r in host),
+        "warm_host_cached_tokens": statistics.median(r.cached_tokens or 0 for r in host),
     }
     out["warm_over_cold"] = out["warm_ttft_s"] / out["cold_ttft_s"]
+    out["warm_host_over_cold"] = out["warm_host_ttft_s"] / out["cold_ttft_s"]
     return out
 
 
@@ -104,14 +113,20 @@ def render(results: list[dict]) -> str:
         for key, name in (("wafer", "wafer"), ("llama_server", "llama-server")):
             part = res.get(key) or {"skipped": "not run"}
             if "skipped" in part:
-                rows.append([res["model"], name, f"skipped: {part['skipped']}"] + [""] * 5)
+                rows.append([res["model"], name, f"skipped: {part['skipped']}"] + [""] * 7)
                 continue
             t, c = part["ttft"], part["conversation"]
+            if "warm_host_ttft_s" in t:
+                host = [f"{t['warm_host_ttft_s'] * 1000:.1f}", f"{t['warm_host_over_cold']:.3f}",
+                        f"{t['warm_host_cached_tokens']:.0f}"]
+            else:  # results from before the host-memory measurement
+                host = ["–", "–", "–"]
             rows.append([res["model"], name, f"{t['prompt_tokens']:.0f}", f"{t['cold_ttft_s'] * 1000:.1f}",
                          f"{t['warm_ttft_s'] * 1000:.1f}", f"{t['warm_over_cold']:.3f}",
-                         f"{t['warm_cached_tokens']:.0f}",
+                         f"{t['warm_cached_tokens']:.0f}", *host,
                          f"{c['prefilled_tokens']} / {c['prompt_tokens_total']} ({c['prefilled_over_no_cache']:.2f})"])
-    header = ["model", "server", "prompt tokens", "cold TTFT ms", "warm TTFT ms", "warm/cold", "warm cached tokens",
+    header = ["model", "server", "prompt tokens", "cold TTFT ms", "warm (resident) TTFT ms", "warm/cold",
+              "cached", "warm after eviction TTFT ms", "warm/cold", "cached",
               "conversation: prefilled / prompt tokens"]
     when = ", ".join(f"{res['model']} {res['date']} (median of {res.get('repeats', '–')}, {res['threads']} threads)"
                      for res in results)
