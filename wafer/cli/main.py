@@ -47,6 +47,9 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="ngram: requests without a prediction draft from their own prompt (prompt lookup decoding)")
     p.add_argument("--draft-max", type=int, default=32,
                    help="longest draft (prediction or --speculate ngram) verified in one step")
+    p.add_argument("--sampling-defaults", choices=["model", "api"], default="model",
+                   help="a request without temperature/top_p gets the model's recommended values (model, the "
+                        "default) or the API's 1.0 (api)")
     p.add_argument("--accept-reasoning-content", action="store_true",
                    help="accept assistant messages' reasoning_content (as reasoning) instead of Cerebras' 400")
     p.add_argument("--cache-dir", help="model cache directory (default: $WAFER_CACHE_DIR or XDG cache)")
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     pc.add_argument("--local", action="store_true", help="run the model in this process instead of using a server")
     pc.add_argument("--model", "-m", default=None, help="model id (server) or catalogue name/path (--local)")
     pc.add_argument("--system", default=None, help="system prompt")
-    pc.add_argument("--temperature", type=float, default=None)
+    pc.add_argument("--temperature", type=float, default=None, help="default: the model's recommended temperature")
+    pc.add_argument("--top-p", type=float, default=None, help="default: the model's recommended top_p")
     pc.add_argument("--max-tokens", type=int, default=None)
     pc.add_argument("--api-key", default=None)
     pc.add_argument("--cache-dir", default=None)

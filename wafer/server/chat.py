@@ -206,7 +206,7 @@ async def chat_completions(request: Request) -> Response:
     plan = plan_tools(req, served.template.source, served.tool_tokens, version)
     fmt_grammar = response_format_grammar(req.response_format, version)
     prompt, text = await off_loop_if_big(request, render_prompt, served, req, plan, schema_guidance(req.response_format))
-    params = chat_params(req, served.engine.model.n_vocab)
+    params = chat_params(req, served.engine.model.n_vocab, served.defaults)
     if req.prediction is not None:
         params.prediction = served.engine.tokenize(req.prediction.text, add_special=False, parse_special=False)
     else:

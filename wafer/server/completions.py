@@ -93,7 +93,7 @@ async def completions(request: Request) -> Response:
     req = parse_completion_request(await read_json(request))
     served = find_model(request, req.model)
     prompts = await off_loop_if_big(request, prompts_of, served, req.prompt)
-    params = completion_params(req, served.engine.model.n_vocab)
+    params = completion_params(req, served.engine.model.n_vocab, served.defaults)
     rid = R.new_completion_id()
     request.state.stream = bool(req.stream)
     stream = open_stream(request, served, prompts, params)

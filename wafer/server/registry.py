@@ -10,6 +10,7 @@ from ..chat.reasoning import EFFORT_BUDGETS, Family, detect_family
 from ..chat.tools import CLOSE, OPEN
 from ..chat.template import ChatTemplate, template_for_model
 from ..engine.engine import Engine, EngineConfig
+from ..models.catalogue import Recommended, recommended_sampling
 
 
 @dataclass
@@ -22,6 +23,8 @@ class ServedModel:
     fingerprint: str = ""
     tool_tokens: dict[str, int] | None = None  # <tool_call>/</tool_call> when each is one special token
     reasoning: Family | None = None  # the reasoning family of the chat template, if any
+    recommended: Recommended = field(default_factory=Recommended)  # the model's recommended sampling settings
+    defaults: dict[str, float] = field(default_factory=dict)  # sampling parameters filled in when a request omits them
 
     @classmethod
     def load(cls, model_id: str, path: str, config: EngineConfig, chat_template: str | None = None) -> "ServedModel":
@@ -30,7 +33,8 @@ class ServedModel:
         template = template_for_model(m.metadata, m.token_text(m.bos_id), m.token_text(m.eos_id), chat_template)
         threading.Thread(target=engine.grammars.warm, daemon=True).start()
         return cls(id=model_id, path=path, engine=engine, template=template, tool_tokens=_tool_tokens(engine),
-                   reasoning=detect_family(template.source))
+                   reasoning=detect_family(template.source),
+                   recommended=recommended_sampling(model_id, path, m.metadata))
 
 
 def _tool_tokens(engine: Engine) -> dict[str, int] | None:
@@ -51,6 +55,7 @@ class ServeOptions:
     accept_reasoning_content: bool = False  # map messages' reasoning_content to reasoning instead of a 400
     speculate_ngram: bool = False  # requests without a prediction draft from their prompt
     draft_max: int = 32  # longest draft verified in one step (--draft-max)
+    model_sampling_defaults: bool = True  # omitted temperature/top_p: the model's recommendation (else the API's 1.0)
 
 
 class Registry:
@@ -62,6 +67,7 @@ class Registry:
     def add(self, model: ServedModel) -> None:
         if model.id in self.models or model.id in self.aliases:
             raise ValueError(f"model id {model.id!r} is served twice")
+        model.defaults = model.recommended.api() if self.options.model_sampling_defaults else {}
         self.models[model.id] = model
 
     def alias(self, alias: str, target: str) -> None:
