@@ -5,7 +5,8 @@ GEMM layout ("CPU_REPACK"); every other type runs through the generic kernels,
 which are much slower, above all in prefill and batched decoding.  ``optimize_gguf``
 converts a GGUF whose main type is not one of those into the fastest candidate
 type whose quality stays within a bound, measured as next-token perplexity on a
-held-out English text shipped with the package (``data/heldout.txt``).
+held-out text shipped with the package: English prose (``data/heldout.txt``) or, for a code
+model, Python code (``data/heldout_code.txt``); the catalogue says which (``eval_text``).
 
 The bound and the measurements behind it are documented in docs/models.md.
 """
@@ -51,16 +52,19 @@ MAX_PPL_INCREASE = 0.25
 #: Number of held-out tokens scored by default (a few seconds per model on 2 cores).
 DEFAULT_EVAL_TOKENS = 512
 
-_HELDOUT = Path(__file__).with_name("data") / "heldout.txt"
+_DATA = Path(__file__).with_name("data")
+HELDOUT_TEXTS = {"prose": _DATA / "heldout.txt", "code": _DATA / "heldout_code.txt"}
 
 
 class QuantizeError(RuntimeError):
     """Raised when llama.cpp fails to load, evaluate or quantize a model."""
 
 
-def heldout_text() -> str:
-    """The held-out English text used to measure perplexity."""
-    return _HELDOUT.read_text(encoding="utf-8")
+def heldout_text(kind: str = "prose") -> str:
+    """A held-out text to measure perplexity on: ``"prose"`` (English narrative) or ``"code"`` (Python)."""
+    if kind not in HELDOUT_TEXTS:
+        raise ValueError(f"unknown held-out text {kind!r} (expected one of {', '.join(HELDOUT_TEXTS)})")
+    return HELDOUT_TEXTS[kind].read_text(encoding="utf-8")
 
 
 def is_repackable(quant: str | None) -> bool:
@@ -273,6 +277,7 @@ class OptimizeResult:
     converted: bool = False
     bound: float = MAX_PPL_INCREASE
     eval_tokens: int = DEFAULT_EVAL_TOKENS
+    eval_text: str = "prose"
     candidates: list[CandidateResult] = field(default_factory=list)
     reason: str = ""
 
@@ -301,6 +306,7 @@ def optimize_gguf(
     candidates: Sequence[str] = CANDIDATES,
     max_increase: float | None = None,
     eval_tokens: int | None = None,
+    eval_text: str = "prose",
     n_threads: int = 2,
     log: Callable[[str], None] | None = None,
 ) -> OptimizeResult:
@@ -308,6 +314,7 @@ def optimize_gguf(
 
     If ``src`` is already of a repackable type it is returned unchanged.  Candidate files
     that are rejected are deleted; ``src`` is never deleted here (the caller decides).
+    Perplexity is measured on the held-out text ``eval_text`` (``"prose"`` or ``"code"``).
     If no candidate passes, ``src`` itself is the result.
     """
     src = check_gguf(src)
@@ -318,14 +325,15 @@ def optimize_gguf(
     quant = gguf_quant(src)
     result = OptimizeResult(
         path=src, quant=quant, original_path=src, original_quant=quant,
-        bound=max_increase, eval_tokens=eval_tokens,
+        bound=max_increase, eval_tokens=eval_tokens, eval_text=eval_text,
     )
+    text = heldout_text(eval_text)
     if is_repackable(quant):
         result.reason = f"{quant} is already repacked by the CPU backend"
         return result
 
-    say(f"measuring perplexity of {src.name} ({quant or 'unknown type'})")
-    base = perplexity(src, max_tokens=eval_tokens, n_threads=n_threads)
+    say(f"measuring perplexity of {src.name} ({quant or 'unknown type'}) on the held-out {eval_text} text")
+    base = perplexity(src, text, max_tokens=eval_tokens, n_threads=n_threads)
     result.original_perplexity = base
     say(f"  {quant}: perplexity {base:.3f}")
     for cand in candidates:
@@ -339,7 +347,7 @@ def optimize_gguf(
             say(f"requantizing to {cand}")
             quantize_gguf(src, dst, cand, n_threads=n_threads)
             cr.size_bytes = dst.stat().st_size
-            cr.perplexity = perplexity(dst, max_tokens=eval_tokens, n_threads=n_threads)
+            cr.perplexity = perplexity(dst, text, max_tokens=eval_tokens, n_threads=n_threads)
         except QuantizeError as exc:
             cr.error = str(exc)
             say(f"  {cand}: failed ({exc})")

@@ -330,10 +330,9 @@ class Answer {
     this.thinkBox.hidden = !thinking;
     this.thinkText.textContent = thinking;
     if (this.jsonMode && answer.trim()) {
-      let text = answer;
       let valid = false;
-      try { text = JSON.stringify(JSON.parse(answer), null, 2); valid = true; } catch (_) { /* still streaming */ }
-      this.body.innerHTML = Markdown.codeBlock(text, "json");
+      try { JSON.parse(answer); valid = true; } catch (_) { /* still streaming, or not JSON */ }
+      this.body.innerHTML = Markdown.codeBlock(Markdown.prettyJSON(answer), "json");
       this.body.dataset.validJson = String(valid);
     } else {
       this.body.innerHTML = Markdown.render(answer);
@@ -347,9 +346,7 @@ class Answer {
     for (const call of this.calls) {
       const card = element("div", "call");
       card.appendChild(element("div", "call-name", `→ ${call.function.name}`));
-      let args = call.function.arguments;
-      try { args = JSON.stringify(JSON.parse(args), null, 2); } catch (_) { /* partial */ }
-      card.appendChild(element("pre", "code small", args));
+      card.appendChild(element("pre", "code small", Markdown.prettyJSON(call.function.arguments)));
       if (!this.el.classList.contains("streaming")) {
         const input = element("textarea", "tool-result");
         input.rows = 2;
@@ -542,11 +539,14 @@ function init() {
   $("reset-sampling").addEventListener("click", resetSampling);
   $("tools").addEventListener("input", refreshToolChoice);
   for (const r of document.querySelectorAll('input[name="mode"]')) r.addEventListener("change", onModeChange);
-  $("api-key").addEventListener("change", () => {
+  const useKey = (e) => {
+    if (e) e.preventDefault();
     state.key = $("api-key").value.trim();
     localStorage.setItem("wafer.apiKey", state.key);
     loadModels();
-  });
+  };
+  $("api-key").addEventListener("change", () => useKey());
+  $("key-section").addEventListener("submit", useKey);
   $("toggle-settings").addEventListener("click", () => openSettings(!document.body.classList.contains("settings-open")));
   $("messages").addEventListener("click", (e) => {
     const btn = e.target.closest("button.copy");

@@ -162,5 +162,42 @@ const Markdown = (() => {
     return out.join("");
   }
 
-  return { render, escape: esc, highlight, codeBlock };
+  // JSON re-indented token by token: numbers and strings are copied as written (JSON.parse would turn a
+  // 30-digit integer into a float), only whitespace outside strings changes.
+  function prettyJSON(text) {
+    let out = "";
+    let depth = 0;
+    let inString = false;
+    const nl = () => "\n" + "  ".repeat(depth);
+    for (let i = 0; i < text.length; i++) {
+      const ch = text[i];
+      if (inString) {
+        out += ch;
+        if (ch === "\\") out += text[++i] ?? "";
+        else if (ch === '"') inString = false;
+      } else if (ch === '"') {
+        inString = true;
+        out += ch;
+      } else if (ch === "{" || ch === "[") {
+        const close = ch === "{" ? "}" : "]";
+        let j = i + 1;
+        while (j < text.length && /\s/.test(text[j])) j++;
+        if (text[j] === close) { out += ch + close; i = j; continue; }
+        depth++;
+        out += ch + nl();
+      } else if (ch === "}" || ch === "]") {
+        depth = Math.max(0, depth - 1);
+        out += nl() + ch;
+      } else if (ch === ",") {
+        out += "," + nl();
+      } else if (ch === ":") {
+        out += ": ";
+      } else if (!/\s/.test(ch)) {
+        out += ch;
+      }
+    }
+    return out;
+  }
+
+  return { render, escape: esc, highlight, codeBlock, prettyJSON };
 })();
