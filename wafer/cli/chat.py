@@ -74,7 +74,8 @@ class LocalBackend:
         prompt = engine.tokenize(text, add_special=False)
         sampling = {**self.defaults, **{k: opts[k] for k in ("temperature", "top_p") if k in opts}}
         params = GenerationParams(
-            SamplingParams(temperature=sampling.get("temperature", 1.0), top_p=sampling.get("top_p", 1.0)),
+            SamplingParams(temperature=sampling.get("temperature", 1.0), top_p=sampling.get("top_p", 1.0),
+                           seed=opts.get("seed")),
             max_new_tokens=opts.get("max_completion_tokens"),
         )
         q: queue.Queue = queue.Queue()
@@ -145,6 +146,8 @@ def run_chat(args) -> int:
         opts["temperature"] = args.temperature
     if args.top_p is not None:
         opts["top_p"] = args.top_p
+    if args.seed is not None:
+        opts["seed"] = args.seed
     if args.max_tokens is not None:
         opts["max_completion_tokens"] = args.max_tokens
     messages: list[dict] = [{"role": "system", "content": args.system}] if args.system else []

@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     pc.add_argument("--system", default=None, help="system prompt")
     pc.add_argument("--temperature", type=float, default=None, help="default: the model's recommended temperature")
     pc.add_argument("--top-p", type=float, default=None, help="default: the model's recommended top_p")
+    pc.add_argument("--seed", type=int, default=None, help="sampling seed (reproducible answers)")
     pc.add_argument("--max-tokens", type=int, default=None)
     pc.add_argument("--api-key", default=None)
     pc.add_argument("--cache-dir", default=None)
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("--keep-original", action="store_true", help="keep the shipped GGUF next to the converted one")
     pp.add_argument("--no-optimize", action="store_true", help="keep the shipped quantization as is")
     pp.add_argument("--max-ppl-increase", type=float, default=None,
-                    help="quality bound for the conversion: largest relative perplexity increase (default 0.25)")
+                    help="quality bound for the conversion: largest relative perplexity increase (default 0.10)")
     pp.add_argument("--cache-dir", default=None)
 
     pm = sub.add_parser("models", help="list the model catalogue and what is pulled")
