@@ -60,7 +60,7 @@ def main() -> int:
                 page.select_option("#model", args.model)
                 page.fill("#system", "You are a concise coding assistant.")
                 page.fill("#temperature", "0")
-                page.fill("#max-tokens", "220")
+                page.fill("#max-tokens", "400")
                 page.fill("#input", PROMPT)
                 page.click("#send")
                 page.wait_for_function("() => { const a = document.querySelector('.msg.assistant');"
