@@ -16,7 +16,7 @@ from conftest import QWEN_ID
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM: no model-price download at import
 
 QUESTION = "What is the capital of France? Answer with one word."
-WEATHER = "Paris: 21 degrees Celsius, sunny, wind 9 km/h."
+WEATHER = "Paris: 17.5 degrees Celsius, sunny, wind 9 km/h."
 
 
 def get_weather(city: str) -> str:
@@ -40,9 +40,10 @@ class City(BaseModel):
     population: int
 
 
-def says_21_degrees(text: str) -> bool:
-    """The final answer uses the tool's result (21 degrees) rather than making up a forecast."""
-    return "21" in text
+def uses_the_tool_result(text: str) -> bool:
+    """The final answer carries the tool's result (17.5 degrees, a figure the model cannot guess) rather than
+    a made-up forecast. (Qwen2.5-Coder-0.5B tends to restate the call and the result as JSON, not a sentence.)"""
+    return "17.5" in text
 
 
 # --------------------------------------------------------------------------- LangChain
@@ -80,7 +81,7 @@ def test_langchain_bind_tools_round_trip(chat_cerebras):
     assert call["name"] == "get_weather" and "paris" in call["args"]["city"].lower() and call["id"]
     history += [ai, ToolMessage(weather.invoke(call["args"]), tool_call_id=call["id"])]
     final = chat_cerebras.bind_tools([weather]).invoke(history)
-    assert not final.tool_calls and says_21_degrees(final.content), final.content
+    assert not final.tool_calls and uses_the_tool_result(final.content), final.content
 
 
 @pytest.mark.parametrize("method", ["json_schema", "function_calling", "json_mode"])
@@ -130,7 +131,7 @@ def test_litellm_tools_round_trip(litellm_kw):
                  {"role": "tool", "tool_call_id": msg.tool_calls[0].id, "content": get_weather(**args)}]
     final = litellm.completion(messages=messages, tools=[WEATHER_TOOL], **litellm_kw)
     assert not final.choices[0].message.tool_calls
-    assert says_21_degrees(final.choices[0].message.content), final.choices[0].message.content
+    assert uses_the_tool_result(final.choices[0].message.content), final.choices[0].message.content
 
 
 def test_litellm_response_format(litellm_kw):
@@ -177,6 +178,26 @@ def test_openai_agents_function_tool(qwen_server):
     )
     result = Runner.run_sync(agent, "What is the weather in Paris right now?", max_turns=4)
     assert [c.lower() for c in seen] == ["paris"]
-    assert says_21_degrees(result.final_output), result.final_output
+    assert uses_the_tool_result(result.final_output), result.final_output
     kinds = [item.type for item in result.new_items]
     assert kinds[:2] == ["tool_call_item", "tool_call_output_item"] and kinds[-1] == "message_output_item"
+
+
+# --------------------------------------------------------------------------- the docs, as written
+
+
+def test_docs_integrations_snippets_run(qwen_server, capsys):
+    """Every Python block of docs/integrations.md runs as is (only the server URL differs) and prints what
+    its comments say."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "integrations.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    assert len(blocks) == 3
+    for code in blocks:
+        exec(compile(code.replace("http://127.0.0.1:8080", qwen_server.url), "docs/integrations.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert out.count("Paris") >= 4  # LangChain and LiteLLM, invoke and stream each
+    assert out.count("17.5") >= 3  # the answers after each tool round trip use the tool's result
+    assert "name='Paris' country='France'" in out
