@@ -42,8 +42,10 @@ import numpy as np
 
 from wafer.models.cache import default_cache_dir
 
-# the tokenizer donor, in wafer's model cache ($WAFER_CACHE_DIR, $XDG_CACHE_HOME/wafer or ~/.cache/wafer)
-SMOLLM2 = default_cache_dir() / "models" / "smollm2-135m" / "SmolLM2-135M-Instruct.Q4_0.gguf"
+# the tokenizer donor, in wafer's model cache ($WAFER_CACHE_DIR, $XDG_CACHE_HOME/wafer or ~/.cache/wafer):
+# the pulled SmolLM2, whichever layout `wafer pull` chose for it
+_SMOLLM2_DIR = default_cache_dir() / "models" / "smollm2-135m"
+SMOLLM2 = min(_SMOLLM2_DIR.glob("SmolLM2-135M-Instruct.*.gguf"), default=_SMOLLM2_DIR / "SmolLM2-135M-Instruct.gguf")
 CONTROL, USER_DEFINED, NORMAL = int(gguf.TokenType.CONTROL), int(gguf.TokenType.USER_DEFINED), int(gguf.TokenType.NORMAL)
 LOGIT = 30.0  # output weight of a scripted transition (logit = LOGIT * sqrt(n_embd))
 

@@ -21,6 +21,15 @@ class HTTPBackend:
             models = self.client.get("/v1/models").json()["data"]
             model = models[0]["id"]
         self.model = model
+        self.defaults = self._server_defaults(model)
+
+    def _server_defaults(self, model: str) -> dict:
+        """What the server fills in for omitted sampling parameters (its /wafer/models), or {}."""
+        try:
+            data = self.client.get("/wafer/models").json()["data"]
+        except Exception:  # noqa: BLE001 - not a wafer server, or an older one: nothing to show
+            return {}
+        return next((m.get("defaults") or {} for m in data if m.get("id") == model), {})
 
     def stream(self, messages: list[dict], opts: dict) -> Iterator[tuple[str, dict | None]]:
         body = {"model": self.model, "messages": messages, "stream": True, **opts}
@@ -52,6 +61,7 @@ class LocalBackend:
         resolved = resolve_model(spec or DEFAULT_MODEL, cache_dir=cache_dir)
         self.served = ServedModel.load(resolved.id, str(resolved.path), EngineConfig(parallel=2))
         self.model = resolved.id
+        self.defaults = self.served.recommended.api()  # as `wafer serve` fills in omitted parameters
 
     def stream(self, messages: list[dict], opts: dict) -> Iterator[tuple[str, dict | None]]:
         from ..chat.messages import to_template_messages
@@ -62,8 +72,11 @@ class LocalBackend:
         engine = self.served.engine
         text = self.served.template.render(to_template_messages(messages))
         prompt = engine.tokenize(text, add_special=False)
+        sampling = {**self.defaults, **{k: opts[k] for k in ("temperature", "top_p") if k in opts}}
         params = GenerationParams(
-            SamplingParams(temperature=opts.get("temperature", 1.0)), max_new_tokens=opts.get("max_completion_tokens")
+            SamplingParams(temperature=sampling.get("temperature", 1.0), top_p=sampling.get("top_p", 1.0),
+                           seed=opts.get("seed")),
+            max_new_tokens=opts.get("max_completion_tokens"),
         )
         q: queue.Queue = queue.Queue()
         engine.submit(prompt, params, q.put)
@@ -109,6 +122,16 @@ def _answer(backend, messages: list[dict], opts: dict) -> str:
     return "".join(out)
 
 
+def _sampling_note(defaults: dict, opts: dict) -> str:
+    parts = []
+    for k in ("temperature", "top_p"):
+        if k in opts:
+            parts.append(f"{k} {opts[k]:g}")
+        elif k in defaults:
+            parts.append(f"{k} {defaults[k]:g} (model's recommendation)")
+    return ", ".join(parts) or "API default sampling"
+
+
 def run_chat(args) -> int:
     try:
         if args.local:
@@ -121,6 +144,10 @@ def run_chat(args) -> int:
     opts: dict = {}
     if args.temperature is not None:
         opts["temperature"] = args.temperature
+    if args.top_p is not None:
+        opts["top_p"] = args.top_p
+    if args.seed is not None:
+        opts["seed"] = args.seed
     if args.max_tokens is not None:
         opts["max_completion_tokens"] = args.max_tokens
     messages: list[dict] = [{"role": "system", "content": args.system}] if args.system else []
@@ -132,7 +159,8 @@ def run_chat(args) -> int:
             print(f"wafer chat: {e}", file=sys.stderr)
             return 1
         return 0
-    print(f"wafer chat with {backend.model} — empty line or Ctrl-D to quit, /reset to start over", file=sys.stderr)
+    print(f"wafer chat with {backend.model} ({_sampling_note(backend.defaults, opts)}) — empty line or Ctrl-D to "
+          "quit, /reset to start over", file=sys.stderr)
     while True:
         try:
             line = input("> ")

@@ -60,6 +60,9 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="ngram: requests without a prediction draft from their own prompt (prompt lookup decoding)")
     p.add_argument("--draft-max", type=int, default=32,
                    help="longest draft (prediction or --speculate ngram) verified in one step")
+    p.add_argument("--sampling-defaults", choices=["model", "api"], default="model",
+                   help="a request without temperature/top_p gets the model's recommended values (model, the "
+                        "default) or the API's 1.0 (api)")
     p.add_argument("--accept-reasoning-content", action="store_true",
                    help="accept assistant messages' reasoning_content (as reasoning) instead of Cerebras' 400")
     p.add_argument("--cache-dir", help="model cache directory (default: $WAFER_CACHE_DIR or XDG cache)")
@@ -99,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     pc.add_argument("--local", action="store_true", help="run the model in this process instead of using a server")
     pc.add_argument("--model", "-m", default=None, help="model id (server) or catalogue name/path (--local)")
     pc.add_argument("--system", default=None, help="system prompt")
-    pc.add_argument("--temperature", type=float, default=None)
+    pc.add_argument("--temperature", type=float, default=None, help="default: the model's recommended temperature")
+    pc.add_argument("--top-p", type=float, default=None, help="default: the model's recommended top_p")
+    pc.add_argument("--seed", type=int, default=None, help="sampling seed (reproducible answers)")
     pc.add_argument("--max-tokens", type=int, default=None)
     pc.add_argument("--api-key", default=None)
     pc.add_argument("--cache-dir", default=None)
@@ -110,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("--keep-original", action="store_true", help="keep the shipped GGUF next to the converted one")
     pp.add_argument("--no-optimize", action="store_true", help="keep the shipped quantization as is")
     pp.add_argument("--max-ppl-increase", type=float, default=None,
-                    help="quality bound for the conversion: largest relative perplexity increase (default 0.25)")
+                    help="quality bound for the conversion: largest relative perplexity increase (default 0.10)")
     pp.add_argument("--cache-dir", default=None)
 
     pm = sub.add_parser("models", help="list the model catalogue and what is pulled")

@@ -35,13 +35,19 @@ def build_registry(args):
     registry = Registry(ServeOptions(reasoning_budgets=parse_budgets(args.reasoning_budget),
                                      accept_reasoning_content=args.accept_reasoning_content,
                                      speculate_ngram=args.speculate == "ngram", draft_max=args.draft_max,
-                                     api_version=args.api_version, dedicated=args.dedicated_endpoint))
+                                     api_version=args.api_version, dedicated=args.dedicated_endpoint,
+                                     model_sampling_defaults=args.sampling_defaults == "model"))
     cache = Path(args.cache_dir) if args.cache_dir else None
     for spec in args.models or [DEFAULT_MODEL]:
         resolved = resolve_model(spec, cache_dir=cache, pull=not args.no_pull)
         print(f"wafer: loading {resolved.id} from {resolved.path}", file=sys.stderr, flush=True)
-        registry.add(ServedModel.load(resolved.id, str(resolved.path), engine_config(args), template,
-                                      source_repo=source_repo(spec, resolved)))
+        served = ServedModel.load(resolved.id, str(resolved.path), engine_config(args), template,
+                                  source_repo=source_repo(spec, resolved))
+        registry.add(served)
+        if served.defaults:
+            given = ", ".join(f"{k} {v:g}" for k, v in served.defaults.items())
+            print(f"wafer: {resolved.id}: {given} when a request sets none (the model's recommendation; "
+                  "--sampling-defaults api for the API's 1.0)", file=sys.stderr, flush=True)
     for a in args.alias:
         alias, sep, target = a.partition("=")
         if not sep or not alias or not target:

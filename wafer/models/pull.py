@@ -295,7 +295,7 @@ def _pull_locked(entry, d: Path, keep_original, optimize, progress, max_ppl_incr
     if optimize:
         t0 = time.monotonic()
         try:
-            result = qz.optimize_gguf(orig_file, out_dir=d, max_increase=max_ppl_increase,
+            result = qz.optimize_gguf(orig_file, out_dir=d, max_increase=max_ppl_increase, eval_text=entry.eval_text,
                                       log=(lambda m: _say(progress, m)) if progress else None)
         except qz.QuantizeError as exc:
             # Serve the shipped file; optimization stays None so the next pull retries.

@@ -5,7 +5,8 @@ GEMM layout ("CPU_REPACK"); every other type runs through the generic kernels,
 which are much slower, above all in prefill and batched decoding.  ``optimize_gguf``
 converts a GGUF whose main type is not one of those into the fastest candidate
 type whose quality stays within a bound, measured as next-token perplexity on a
-held-out English text shipped with the package (``data/heldout.txt``).
+held-out text shipped with the package: English prose (``data/heldout.txt``) or, for a code
+model, Python code (``data/heldout_code.txt``); the catalogue says which (``eval_text``).
 
 The bound and the measurements behind it are documented in docs/models.md.
 """
@@ -29,6 +30,7 @@ __all__ = [
     "MAX_PPL_INCREASE",
     "REPACKABLE",
     "CandidateResult",
+    "LlamaSession",
     "OptimizeResult",
     "QuantizeError",
     "heldout_text",
@@ -46,21 +48,24 @@ CANDIDATES: tuple[str, ...] = ("Q4_0", "IQ4_NL", "Q8_0")
 
 #: A candidate is accepted if its perplexity on the held-out text is at most this much
 #: higher (relative) than the original file's: ppl_candidate <= ppl_original * (1 + bound).
-MAX_PPL_INCREASE = 0.25
+MAX_PPL_INCREASE = 0.10
 
 #: Number of held-out tokens scored by default (a few seconds per model on 2 cores).
 DEFAULT_EVAL_TOKENS = 512
 
-_HELDOUT = Path(__file__).with_name("data") / "heldout.txt"
+_DATA = Path(__file__).with_name("data")
+HELDOUT_TEXTS = {"prose": _DATA / "heldout.txt", "code": _DATA / "heldout_code.txt"}
 
 
 class QuantizeError(RuntimeError):
     """Raised when llama.cpp fails to load, evaluate or quantize a model."""
 
 
-def heldout_text() -> str:
-    """The held-out English text used to measure perplexity."""
-    return _HELDOUT.read_text(encoding="utf-8")
+def heldout_text(kind: str = "prose") -> str:
+    """A held-out text to measure perplexity on: ``"prose"`` (English narrative) or ``"code"`` (Python)."""
+    if kind not in HELDOUT_TEXTS:
+        raise ValueError(f"unknown held-out text {kind!r} (expected one of {', '.join(HELDOUT_TEXTS)})")
+    return HELDOUT_TEXTS[kind].read_text(encoding="utf-8")
 
 
 def is_repackable(quant: str | None) -> bool:
@@ -132,6 +137,81 @@ def _tokenize(llama_cpp, vocab, text: str, add_bos: bool) -> list[int]:
     return list(buf[:n])
 
 
+class LlamaSession:
+    """A GGUF loaded on the CPU with one sequence's context and batch, all freed together::
+
+        with LlamaSession(path) as s:
+            tokens = s.tokenize(text)
+            s.open(n_ctx=len(tokens), n_batch=128, n_threads=2)
+            s.decode(tokens[:128], start=0, all_logits=True)
+    """
+
+    def __init__(self, path: str | os.PathLike, quiet: bool = True):
+        self.path = check_gguf(path)
+        self.quiet = quiet
+        self.ctx = None
+        self.batch = None
+        self.n_batch = 0
+
+    def __enter__(self) -> "LlamaSession":
+        self.llama = _backend()
+        self._quiet = _quiet(self.quiet)
+        self._quiet.__enter__()
+        mparams = self.llama.llama_model_default_params()
+        mparams.n_gpu_layers = 0
+        self.model = self.llama.llama_model_load_from_file(str(self.path).encode(), mparams)
+        if not self.model:
+            self._quiet.__exit__(None, None, None)
+            raise QuantizeError(f"llama.cpp could not load {self.path}")
+        self.vocab = self.llama.llama_model_get_vocab(self.model)
+        self.n_vocab = self.llama.llama_vocab_n_tokens(self.vocab)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.batch is not None:
+            self.llama.llama_batch_free(self.batch)
+        if self.ctx:
+            self.llama.llama_free(self.ctx)
+        self.llama.llama_model_free(self.model)
+        self._quiet.__exit__(*exc)
+
+    def tokenize(self, text: str) -> list[int]:
+        """``text`` with BOS when the model wants one."""
+        return _tokenize(self.llama, self.vocab, text, bool(self.llama.llama_vocab_get_add_bos(self.vocab)))
+
+    def open(self, n_ctx: int, n_batch: int, n_threads: int) -> None:
+        cparams = self.llama.llama_context_default_params()
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = cparams.n_ubatch = n_batch
+        cparams.n_seq_max = 1
+        cparams.n_threads = cparams.n_threads_batch = n_threads
+        self.ctx = self.llama.llama_init_from_model(self.model, cparams)
+        if not self.ctx:
+            raise QuantizeError(f"llama.cpp could not create a context for {self.path}")
+        self.batch = self.llama.llama_batch_init(n_batch, 0, 1)
+        self.n_batch = n_batch
+
+    def decode(self, tokens: Sequence[int], start: int, all_logits: bool):
+        """Decode ``tokens`` at positions ``start``...; returns the logits rows (one per token with
+        ``all_logits``, else the last token's) as a numpy view valid until the next decode."""
+        import numpy as np  # noqa: PLC0415
+
+        b = self.batch
+        for i, tok in enumerate(tokens):
+            b.token[i] = tok
+            b.pos[i] = start + i
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = 0
+            b.logits[i] = 1 if all_logits or i == len(tokens) - 1 else 0
+        b.n_tokens = len(tokens)
+        rc = self.llama.llama_decode(self.ctx, b)
+        if rc != 0:
+            raise QuantizeError(f"llama_decode failed with {rc}")
+        if all_logits:  # every entry asked for logits, so the output rows are in batch order
+            return np.ctypeslib.as_array(self.llama.llama_get_logits(self.ctx), shape=(len(tokens), self.n_vocab))
+        return np.ctypeslib.as_array(self.llama.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
+
+
 def perplexity(
     model_path: str | os.PathLike,
     text: str | None = None,
@@ -141,7 +221,7 @@ def perplexity(
     chunk: int = 128,
     quiet: bool = True,
 ) -> float:
-    """Next-token perplexity of ``model_path`` on ``text`` (default: the held-out text).
+    """Next-token perplexity of ``model_path`` on ``text`` (default: the held-out prose text).
 
     The first ``max_tokens`` tokens (BOS included when the model wants one) are decoded
     in one sequence, in chunks of ``chunk`` tokens with logits at every position; the
@@ -149,72 +229,32 @@ def perplexity(
     """
     import numpy as np  # noqa: PLC0415
 
-    path = check_gguf(model_path)
     if text is None:
         text = heldout_text()
     if max_tokens is None:
         max_tokens = DEFAULT_EVAL_TOKENS
-    llama_cpp = _backend()
-    with _quiet(quiet):
-        mparams = llama_cpp.llama_model_default_params()
-        mparams.n_gpu_layers = 0
-        model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
-        if not model:
-            raise QuantizeError(f"llama.cpp could not load {path}")
-        ctx = None
-        batch = None
-        try:
-            vocab = llama_cpp.llama_model_get_vocab(model)
-            n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
-            tokens = _tokenize(llama_cpp, vocab, text, bool(llama_cpp.llama_vocab_get_add_bos(vocab)))
-            tokens = tokens[:max_tokens]
-            n = len(tokens)
-            if n < 2:
-                raise QuantizeError("text too short to measure perplexity")
-            chunk = max(1, min(chunk, n))
-            cparams = llama_cpp.llama_context_default_params()
-            cparams.n_ctx = n
-            cparams.n_batch = chunk
-            cparams.n_ubatch = chunk
-            cparams.n_seq_max = 1
-            cparams.n_threads = n_threads
-            cparams.n_threads_batch = n_threads
-            ctx = llama_cpp.llama_init_from_model(model, cparams)
-            if not ctx:
-                raise QuantizeError(f"llama.cpp could not create a context for {path}")
-            batch = llama_cpp.llama_batch_init(chunk, 0, 1)
-            nll = 0.0
-            count = 0
-            for start in range(0, n, chunk):
-                part = tokens[start : start + chunk]
-                for i, tok in enumerate(part):
-                    batch.token[i] = tok
-                    batch.pos[i] = start + i
-                    batch.n_seq_id[i] = 1
-                    batch.seq_id[i][0] = 0
-                    batch.logits[i] = 1
-                batch.n_tokens = len(part)
-                rc = llama_cpp.llama_decode(ctx, batch)
-                if rc != 0:
-                    raise QuantizeError(f"llama_decode failed with {rc}")
-                # Every entry asked for logits, so the output rows are in batch order.
-                n_rows = min(len(part), n - 1 - start)
-                if n_rows <= 0:
-                    continue
-                ptr = llama_cpp.llama_get_logits(ctx)
-                logits = np.ctypeslib.as_array(ptr, shape=(len(part), n_vocab))[:n_rows]
-                targets = np.asarray(tokens[start + 1 : start + 1 + n_rows])
-                mx = logits.max(axis=1)
-                lse = np.log(np.exp(logits - mx[:, None]).sum(axis=1, dtype=np.float64)) + mx
-                picked = logits[np.arange(n_rows), targets]
-                nll += float((lse - picked).sum())
-                count += n_rows
-        finally:
-            if batch is not None:
-                llama_cpp.llama_batch_free(batch)
-            if ctx:
-                llama_cpp.llama_free(ctx)
-            llama_cpp.llama_model_free(model)
+    with LlamaSession(model_path, quiet) as s:
+        tokens = s.tokenize(text)[:max_tokens]
+        n = len(tokens)
+        if n < 2:
+            raise QuantizeError("text too short to measure perplexity")
+        chunk = max(1, min(chunk, n))
+        s.open(n_ctx=n, n_batch=chunk, n_threads=n_threads)
+        nll = 0.0
+        count = 0
+        for start in range(0, n, chunk):
+            part = tokens[start : start + chunk]
+            rows = s.decode(part, start, all_logits=True)
+            n_rows = min(len(part), n - 1 - start)
+            if n_rows <= 0:
+                continue
+            logits = rows[:n_rows]
+            targets = np.asarray(tokens[start + 1 : start + 1 + n_rows])
+            mx = logits.max(axis=1)
+            lse = np.log(np.exp(logits - mx[:, None]).sum(axis=1, dtype=np.float64)) + mx
+            picked = logits[np.arange(n_rows), targets]
+            nll += float((lse - picked).sum())
+            count += n_rows
     return math.exp(nll / count)
 
 
@@ -273,6 +313,7 @@ class OptimizeResult:
     converted: bool = False
     bound: float = MAX_PPL_INCREASE
     eval_tokens: int = DEFAULT_EVAL_TOKENS
+    eval_text: str = "prose"
     candidates: list[CandidateResult] = field(default_factory=list)
     reason: str = ""
 
@@ -301,6 +342,7 @@ def optimize_gguf(
     candidates: Sequence[str] = CANDIDATES,
     max_increase: float | None = None,
     eval_tokens: int | None = None,
+    eval_text: str = "prose",
     n_threads: int = 2,
     log: Callable[[str], None] | None = None,
 ) -> OptimizeResult:
@@ -308,6 +350,7 @@ def optimize_gguf(
 
     If ``src`` is already of a repackable type it is returned unchanged.  Candidate files
     that are rejected are deleted; ``src`` is never deleted here (the caller decides).
+    Perplexity is measured on the held-out text ``eval_text`` (``"prose"`` or ``"code"``).
     If no candidate passes, ``src`` itself is the result.
     """
     src = check_gguf(src)
@@ -318,14 +361,15 @@ def optimize_gguf(
     quant = gguf_quant(src)
     result = OptimizeResult(
         path=src, quant=quant, original_path=src, original_quant=quant,
-        bound=max_increase, eval_tokens=eval_tokens,
+        bound=max_increase, eval_tokens=eval_tokens, eval_text=eval_text,
     )
+    text = heldout_text(eval_text)
     if is_repackable(quant):
         result.reason = f"{quant} is already repacked by the CPU backend"
         return result
 
-    say(f"measuring perplexity of {src.name} ({quant or 'unknown type'})")
-    base = perplexity(src, max_tokens=eval_tokens, n_threads=n_threads)
+    say(f"measuring perplexity of {src.name} ({quant or 'unknown type'}) on the held-out {eval_text} text")
+    base = perplexity(src, text=text, max_tokens=eval_tokens, n_threads=n_threads)
     result.original_perplexity = base
     say(f"  {quant}: perplexity {base:.3f}")
     for cand in candidates:
@@ -339,7 +383,7 @@ def optimize_gguf(
             say(f"requantizing to {cand}")
             quantize_gguf(src, dst, cand, n_threads=n_threads)
             cr.size_bytes = dst.stat().st_size
-            cr.perplexity = perplexity(dst, max_tokens=eval_tokens, n_threads=n_threads)
+            cr.perplexity = perplexity(dst, text=text, max_tokens=eval_tokens, n_threads=n_threads)
         except QuantizeError as exc:
             cr.error = str(exc)
             say(f"  {cand}: failed ({exc})")

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..protocol import responses as R
 from ..protocol.errors import APIError, bad_request, internal_error
-from . import chat, completions, models
+from . import chat, completions, models, playground
 from .gate import Gate, Policy
 from .http import error_response
 from .openapi import install as install_openapi
@@ -102,5 +102,6 @@ def create_app(registry: Registry, on_ready: Callable[[], None] | None = None, p
     async def stats() -> JSONResponse:
         return JSONResponse(await engine_stats())
 
+    playground.install(app)
     install_openapi(app)
     return app

@@ -201,7 +201,7 @@ async def chat_completions(request: Request) -> Response:
     tier = resolve_tier(request, req.service_tier, options.dedicated)
     plan = plan_tools(req, served.template.source, served.tool_tokens, version)
     fmt_grammar = response_format_grammar(req.response_format, version)
-    params = chat_params(req, served.engine.model.n_vocab)
+    params = chat_params(req, served.engine.model.n_vocab, served.defaults)
     check_parallel(served, params)
     served.queue_times.admit(tier)
     prompt, text = await off_loop_if_big(request, render_prompt, served, req, plan, schema_guidance(req.response_format))

@@ -95,7 +95,7 @@ async def completions(request: Request) -> Response:
     api_version(request)  # a bad X-Cerebras-Version-Patch is a 400 here too; the versions differ only in chat
     req = parse_completion_request(await read_body(request))
     served = find_model(request, req.model)
-    params = completion_params(req, served.engine.model.n_vocab)
+    params = completion_params(req, served.engine.model.n_vocab, served.defaults)
     check_parallel(served, params)
     prompts = await off_loop_if_big(request, prompts_of, served, req.prompt)
     if req.grammar_root is not None:

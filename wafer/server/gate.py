@@ -31,7 +31,7 @@ access_log = logging.getLogger("wafer.access")
 
 _RID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/tcp_warming", "/public/v1/models",
-          "/health", "/ready", "/metrics", "/wafer/stats", "/openapi.json", "/docs")
+          "/health", "/ready", "/metrics", "/wafer/stats", "/wafer/models", "/openapi.json", "/docs", "/")
 OPEN_KEY = "open"  # the bucket set shared by all requests when the server runs without keys
 
 

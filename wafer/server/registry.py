@@ -11,6 +11,7 @@ from ..chat.reasoning import EFFORT_BUDGETS, Family, detect_family
 from ..chat.tools import CLOSE, OPEN
 from ..chat.template import ChatTemplate, template_for_model
 from ..engine.engine import Engine, EngineConfig
+from ..models.catalogue import Recommended, recommended_sampling
 from ..models.cerebras import CEREBRAS_MODEL_IDS
 from .model_card import ModelCard
 from .tiers import QueueTimes
@@ -28,6 +29,8 @@ class ServedModel:
     reasoning: Family | None = None  # the reasoning family of the chat template, if any
     source_repo: str | None = None  # the Hugging Face repo the GGUF came from, when known
     queue_times: QueueTimes = field(default_factory=QueueTimes)  # of recent requests (queue_threshold)
+    recommended: Recommended = field(default_factory=Recommended)  # the model's recommended sampling settings
+    defaults: dict[str, float] = field(default_factory=dict)  # sampling parameters filled in when a request omits them
 
     @classmethod
     def load(cls, model_id: str, path: str, config: EngineConfig, chat_template: str | None = None,
@@ -37,7 +40,8 @@ class ServedModel:
         template = template_for_model(m.metadata, m.token_text(m.bos_id), m.token_text(m.eos_id), chat_template)
         threading.Thread(target=engine.grammars.warm, daemon=True).start()
         return cls(id=model_id, path=path, engine=engine, template=template, tool_tokens=_tool_tokens(engine),
-                   reasoning=detect_family(template.source), source_repo=source_repo)
+                   reasoning=detect_family(template.source), source_repo=source_repo,
+                   recommended=recommended_sampling(model_id, path, m.metadata))
 
     @cached_property
     def card(self) -> ModelCard:
@@ -70,6 +74,7 @@ class ServeOptions:
     draft_max: int = 32  # longest draft verified in one step (--draft-max)
     api_version: int = 2  # behaviour version of requests without X-Cerebras-Version-Patch (--api-version)
     dedicated: bool = False  # a dedicated endpoint: service_tier "priority" is served (--dedicated-endpoint)
+    model_sampling_defaults: bool = True  # omitted temperature/top_p: the model's recommendation (else the API's 1.0)
 
 
 class Registry:
@@ -81,6 +86,7 @@ class Registry:
     def add(self, model: ServedModel) -> None:
         if model.id in self.models or model.id in self.aliases:
             raise ValueError(f"model id {model.id!r} is served twice")
+        model.defaults = model.recommended.api() if self.options.model_sampling_defaults else {}
         self.models[model.id] = model
 
     def alias(self, alias: str, target: str) -> None:
