@@ -496,13 +496,14 @@ def test_step_costs_measure_any_step_runner():
         (1, 0, 1, 1), (1, 255, 256, 2), (8, 0, 8, None), (8, 255, 263, None)]
     for r in rows:
         assert r["ms"]["n"] == 5 and 2 <= r["ms"]["min"] <= r["ms"]["p50"] < 200
+        assert r["cpu_ms"]["n"] == 5 and r["cpu_ms"]["p50"] < r["ms"]["p50"]  # sleeping takes no CPU
         assert r["decode_tok_s"] == pytest.approx(r["decoding"] / r["ms"]["p50"] * 1000)
     assert rows[2]["ms"]["p50"] > rows[0]["ms"]["p50"]
     results = {"model": "m", "system": "fake", "layout": "none", "context": 4, "steps": 5, "threads": 1,
                "date": "today", "rows": rows}
     text = render([json.loads(json.dumps(results))])
-    assert "| model | system | decoding seqs | + chunk tokens | ubatches |" in text
-    assert "| m | fake | 1 | 255 | 2 |" in text and "| m | fake | 8 | – | – |" in text
+    assert "| model | system | threads | decoding seqs | + chunk tokens | ubatches |" in text
+    assert "| m | fake | 1 | 1 | 255 | 2 |" in text and "| m | fake | 1 | 8 | – | – |" in text
 
 
 # -- the launcher, the client's text, the scenarios' command line --------------------------------

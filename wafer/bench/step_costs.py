@@ -15,6 +15,7 @@ with its real requests), each with ``--system``.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -41,27 +42,29 @@ def shapes(seqs: list[int], chunk: int) -> list[Shape]:
 
 
 def measure(setup: Callable[[Shape], Step], cases: list[Shape], steps: int = 16, warmup: int = 3) -> list[dict]:
-    """Per shape: ``warmup`` untimed steps, then ``steps`` timed ones: ms per step (summary), the ubatches the
-    step reported, and decode tok/s at the median step time."""
+    """Per shape: ``warmup`` untimed steps, then ``steps`` timed ones: wall ms per step (summary), this
+    process's CPU ms per step (summary: with one llama.cpp thread, the step's cost even on a busy machine),
+    the ubatches the step reported, and decode tok/s at the median wall time."""
     rows = []
     for shape in cases:
         step = setup(shape)
         for _ in range(warmup):
             step()
-        times, ubatches = [], set()
+        wall, cpu, ubatches = [], [], set()
         for _ in range(steps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             n = step()
             elapsed = time.perf_counter() - t0
+            cpu.append((time.process_time() - c0) * 1000)
             if isinstance(n, tuple):  # the step timed itself
                 n, elapsed = n
-            times.append(elapsed * 1000)
+            wall.append(elapsed * 1000)
             if n is not None:
                 ubatches.add(n)
-        ms, ub = summary(times), sorted(ubatches)
+        ms, ub = summary(wall), sorted(ubatches)
         rows.append({"decoding": shape.decoding, "chunk": shape.chunk, "tokens": shape.decoding + shape.chunk,
                      "ubatches": ub[0] if len(ub) == 1 else (ub or None),  # a list if the steps differed
-                     "ms": ms, "decode_tok_s": shape.decoding / ms["p50"] * 1000})
+                     "ms": ms, "cpu_ms": summary(cpu), "decode_tok_s": shape.decoding / ms["p50"] * 1000})
     return rows
 
 
@@ -177,10 +180,12 @@ def run(args) -> int:
             tokens = loop.tokenize(" ".join(words[: 2 * n]))[:n]
             if len(tokens) < n:
                 raise RuntimeError("the held-out text is too short for this --context and --chunk")
+            load = [os.getloadavg()[0]]
             rows = measure(raw_setup(loop, tokens[: args.context], tokens[: args.chunk]), shapes(seqs, args.chunk),
                            args.steps, args.warmup)
+            load.append(os.getloadavg()[0])
             out.append(r.header(system="raw loop", layout=f"{n_seq} KV streams of {loop.n_ctx_seq} cells, flash "
-                                "attention", **config, rows=rows))
+                                "attention", **config, load_before_after=load, rows=rows))
         finally:
             loop.close()
     if args.system in ("wafer", "both"):
@@ -192,9 +197,11 @@ def run(args) -> int:
         try:
             context = engine.tokenize(" ".join(words[: 2 * args.context]), add_special=False)[: args.context]
             other = engine.tokenize(" ".join(words[len(words) // 2 :]), add_special=False)[:n]  # no shared prefix
+            load = [os.getloadavg()[0]]
             rows = measure(engine_setup(engine, context, other), shapes(seqs, args.chunk), args.steps, args.warmup)
+            load.append(os.getloadavg()[0])
             out.append(r.header(system="wafer engine", layout=f"{n_seq} KV streams of {engine.ctx_size} cells, "
-                                "flash attention; whole engine steps", **config, rows=rows))
+                                "flash attention; whole engine steps", **config, load_before_after=load, rows=rows))
         finally:
             engine.shutdown()
     r.write({"runs": out} if len(out) > 1 else out[0], render(out))
@@ -208,16 +215,23 @@ def render(results: list[dict]) -> str:
     for res in results:
         for x in res["rows"]:
             ub = x["ubatches"]
-            rows.append([res["model"], res["system"], str(x["decoding"]), str(x["chunk"] or "–"),
+            cpu = x.get("cpu_ms")
+            rows.append([res["model"], res["system"], str(res["threads"]), str(x["decoding"]), str(x["chunk"] or "–"),
                          "–" if ub is None else str(ub), f"{x['ms']['p50']:.2f}", f"{x['ms']['p90']:.2f}",
-                         f"{x['ms']['min']:.2f}", f"{x['decode_tok_s']:.1f}"])
-    table = md_table(["model", "system", "decoding seqs", "+ chunk tokens", "ubatches", "ms/step p50", "p90", "min",
-                      "decode tok/s (p50)"], rows)
-    runs = "; ".join(f"{res['model']}: {res['layout']}, {res['context']}-token contexts, {res['steps']} steps per "
-                     f"shape, {res['threads']} threads, {_machine(res)}{res['date']}" for res in results)
+                         f"{x['ms']['min']:.2f}", "–" if cpu is None else f"{cpu['p50']:.2f}",
+                         f"{x['decode_tok_s']:.1f}"])
+    table = md_table(["model", "system", "threads", "decoding seqs", "+ chunk tokens", "ubatches", "ms/step p50", "p90",
+                      "min", "CPU ms/step p50", "decode tok/s (p50)"], rows)
+    runs = "; ".join(f"{res['model']}, {res['threads']} thread(s): {res['layout']}, {res['context']}-token contexts, "
+                     f"{res['steps']} steps per shape, {_machine(res)}{_load(res)}{res['date']}" for res in results)
     return f"{table}\n\nRuns: {runs}.\n"
 
 
 def _machine(res: dict) -> str:
     m = res.get("machine") or {}
     return f"{m['cores']} cores {m.get('cpu') or ''}, " if m.get("cores") else ""
+
+
+def _load(res: dict) -> str:
+    load = res.get("load_before_after")
+    return f"load average {load[0]:.1f} → {load[1]:.1f}, " if load else ""
