@@ -59,7 +59,7 @@ def test_params_fill_in_only_what_is_missing():
 
 
 def _chat(client, **kw) -> str:
-    r = client.chat.completions.create(model=MODEL_ID, messages=MSG, max_completion_tokens=32, **kw)
+    r = client.chat.completions.create(model=MODEL_ID, messages=MSG, max_completion_tokens=20, **kw)
     return r.choices[0].message.content
 
 
@@ -101,9 +101,9 @@ def test_sampling_defaults_api_flag(api_defaults_server):
     smol = next(m for m in info if m["id"] == MODEL_ID)
     assert smol["defaults"] == {} and smol["recommended"] == SMOL
     with sdk_clients(api_defaults_server.url) as (cb, _):
-        for seed in (1, 2):
-            assert _chat(cb, seed=seed) == _chat(cb, seed=seed, temperature=1.0, top_p=1.0)
-            assert _chat(cb, seed=seed) != _chat(cb, seed=seed, **SMOL)
+        omitted = _chat(cb, seed=1)
+        assert omitted == _chat(cb, seed=1, temperature=1.0, top_p=1.0)
+        assert omitted != _chat(cb, seed=1, **SMOL)
 
 
 def test_wafer_chat_local_starts_from_the_recommendation(model_path):
