@@ -115,7 +115,7 @@ def test_context_overflow(http, server):
     check(chat(http, max_completion_tokens=ctx), 400, "context_length_exceeded", "messages")
     long = [{"role": "user", "content": "word " * (ctx + 10)}]
     b = check(http.post("/v1/chat/completions", json={"model": MODEL_ID, "messages": long}), 400, "context_length_exceeded")
-    assert str(ctx) in b["message"]
+    assert str(ctx) in b["message"] and "--ctx-size" in b["message"]  # which limit it hit (the test server sets it)
     check(http.post("/v1/completions", json={"model": MODEL_ID, "prompt": "hi", "max_tokens": ctx + 1}), 400,
           "context_length_exceeded")
     # the server is still fine
