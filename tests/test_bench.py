@@ -462,7 +462,7 @@ def test_committed_results_render():
     assert "| smollm2-135m | 2026-11-25 20:43 | 47 / 256 | 7 | off | 169.2 | 151.6 | 0.896 |" in text
     assert "| qwen2.5-coder-0.5b | 16 | 72.4 | 4.8 | 1790.7 |" in text
     text = prefix_cache.render(load("prefix-cache"))
-    assert "| smollm2-135m | wafer | 2020 | 4345.8 | 101.0 | 0.023 | 2009 | – | – | – | 906 / 8869 (0.10) |" in text
+    assert "| smollm2-135m | wafer | 2020 | 9089.9 | 204.2 | 0.022 | 2009 | 217.2 | 0.024 | 2009 | 793 / 4710 (0.17) |" in text
     text = structured.render(load("structured"))
     assert "| smollm2-135m | 0.953 (0.949) | 0.935 (0.945) | 0.93 | 20/20 | 0/20 |" in text
     assert "| qwen2.5-coder-0.5b | 60 | 230 | 2078 | 0.6 | 3.8 | 47 |" in text
