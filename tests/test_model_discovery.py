@@ -21,7 +21,7 @@ CTX = 2048
 @pytest.fixture(scope="module")
 def ids_server(resolved_model, tmp_path_factory):
     args = serve_args(resolved_model) + ["--cerebras-ids", "--api-key", KEY, "--rate-limit", "rpm=600,tpm=200000",
-                                         "--ctx-size", str(CTX), "--kv-size", "4096"]
+                                         "--ctx-size", str(CTX), "--parallel", "2", "--kv-size", "4096"]  # 2 streams of CTX
     s = Server(args, tmp_path_factory.mktemp("ids") / "server.log")
     yield s
     s.stop()
