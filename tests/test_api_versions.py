@@ -71,7 +71,7 @@ def rejected(r: httpx.Response, needle: str, param: str) -> None:
 @pytest.fixture(scope="module")
 def v1_server(resolved_model, tmp_path_factory):
     """A server whose default is version 1 (``--api-version 1``)."""
-    args = serve_args(resolved_model) + ["--api-version", "1", "--ctx-size", "2048", "--kv-size", "4096"]
+    args = serve_args(resolved_model) + ["--api-version", "1", "--ctx-size", "2048", "--parallel", "2", "--kv-size", "4096"]
     s = Server(args, tmp_path_factory.mktemp("v1") / "server.log")
     yield s
     s.stop()
