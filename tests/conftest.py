@@ -38,11 +38,10 @@ def serve_args(resolved) -> list[str]:
     return args
 
 
-class Server(WaferServer):
-    """A live `wafer serve` on loopback (see wafer.launch), with the engine's stats."""
+class EngineStats:
+    """/wafer/stats of a server at ``self.url`` (a scaled-out deployment's ingress sums its replicas)."""
 
-    def __init__(self, args: list[str], log_path: Path):
-        super().__init__(args, log_path, timeout=120)
+    url: str
 
     def stats(self, model: str = MODEL_ID) -> dict:
         stats = httpx.get(self.url + "/wafer/stats", timeout=30).json()
@@ -65,8 +64,29 @@ class Server(WaferServer):
             time.sleep(0.05)
 
 
+class Server(EngineStats, WaferServer):
+    """A live `wafer serve` on loopback (see wafer.launch), with the engine's stats."""
+
+    def __init__(self, args: list[str], log_path: Path, timeout: float = 120):
+        super().__init__(args, log_path, timeout=timeout)
+
+
+class External(EngineStats):
+    """A server this session did not start (``WAFER_TEST_URL``): tests/test_scale.py runs the API tests
+    through a scaled-out deployment's ingress this way."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+
+    def stop(self) -> None:
+        pass
+
+
 @pytest.fixture(scope="session")
 def server(resolved_model, tmp_path_factory):
+    if os.environ.get("WAFER_TEST_URL"):  # started with serve_args(resolved) + --parallel 16 --ctx-size 4096
+        yield External(os.environ["WAFER_TEST_URL"])
+        return
     # 16 KV streams of 4096 cells (1.5 GB for SmolLM2) rather than the model's 8192
     s = Server(serve_args(resolved_model) + ["--parallel", "16", "--ctx-size", "4096"],
                tmp_path_factory.mktemp("srv") / "server.log")

@@ -36,6 +36,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default=None,
                    help="bench only this OpenAI-compatible endpoint (base URL, e.g. http://host:8000/v1)")
     p.add_argument("--api-key", default=None, help="bearer key for --url")
+    p.add_argument("--label", default=None,
+                   help="what --url is (e.g. '2 replicas'), kept in the results for the rendered tables")
     p.add_argument("--out", default=None, help="output directory (default bench/results/serve-sweep-<model>)")
     p.add_argument("--prompt-len", type=int, default=WorkloadConfig.prompt_len, help="chat prompt tokens")
     p.add_argument("--output-len", type=int, default=WorkloadConfig.output_len, help="chat output tokens")
@@ -151,7 +153,7 @@ def run_bench(args) -> int:
         print(f"wafer bench: {e}", file=sys.stderr)
         return 1
     out = Path(args.out or Path("bench") / "results" / f"serve-sweep-{model['id']}")
-    config = {"threads": args.threads, "url": args.url, **sizing}
+    config = {"threads": args.threads, "url": args.url, "label": args.label, **sizing}
     results = run_systems(systems, plan, model, out, "wafer " + shlex.join(sys.argv[1:]), config,
                           progress=not args.no_progress)
     from .report import console

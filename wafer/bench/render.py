@@ -35,13 +35,13 @@ def _sweep(results: list[dict], files: list[Path], doc: Path) -> str:
 
 def _kinds() -> dict:
     """KIND -> render(results, files, doc)."""
-    from . import prediction, prefix_cache, serve_vs_raw, step_costs, structured
+    from . import prediction, prefix_cache, scale_out, serve_vs_raw, step_costs, structured
     from .findings import findings
     from .report import ratio_overview
 
     kinds = {"sweep": _sweep, "sweep-ratios": lambda r, f, d: ratio_overview(r),
              "sweep-findings": lambda r, f, d: findings(r)}
-    for mod in (serve_vs_raw, prefix_cache, structured, prediction, step_costs):
+    for mod in (serve_vs_raw, prefix_cache, structured, prediction, step_costs, scale_out):
         kinds[mod.NAME] = lambda r, f, d, mod=mod: mod.render(r)
     return kinds
 

@@ -86,6 +86,22 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="open connections before new ones get 503 (uvicorn's limit_concurrency)")
     g.add_argument("--grace-period", type=float, default=30.0,
                    help="on SIGTERM/SIGINT: seconds in-flight requests get to finish before they are cut")
+    r = p.add_argument_group("scale-out on Ray Serve (pip install 'wafer[ray]'; docs/scale-out.md)")
+    r.add_argument("--replicas", type=int, default=0,
+                   help="serve N engine replicas behind one ingress on Ray Serve (default: one process, no Ray)")
+    r.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="deploy on this Ray cluster (auto, host:6379, ray://host:10001); default: a local Ray "
+                        "instance on loopback")
+    r.add_argument("--min-replicas", type=int, default=None, help="autoscaling: fewest engine replicas")
+    r.add_argument("--max-replicas", type=int, default=None, help="autoscaling: most engine replicas")
+    r.add_argument("--routing", choices=["prefix", "round-robin", "pow2"], default="prefix",
+                   help="how the ingress picks a replica: prefix affinity balanced against load (default), round "
+                        "robin, or the less loaded of two random replicas")
+    r.add_argument("--imbalance", type=float, default=None,
+                   help="prefix routing gives way to load when replicas' ongoing requests differ by more than this "
+                        "(default: --parallel)")
+    r.add_argument("--replica-cpus", type=int, default=0,
+                   help="CPUs each replica reserves (default --threads, else this machine's cores / --replicas)")
     p.add_argument("--no-access-log", action="store_true", help="no JSON access log line per request")
     p.add_argument("--log-level", default="info")
 

@@ -81,21 +81,28 @@ def parse_budgets(spec: str | None) -> dict[str, int]:
     return budgets
 
 
-def build_policy(args):
-    from ..server.auth import KeySet, parse_limits
+def build_policy(args, keys=None, limiter=None):
+    """The gate's policy from the flags; ``keys`` and ``limiter`` given by a scaled-out deployment (keys
+    read once by the driver, rate limits kept in its state actor)."""
+    from ..server.auth import KeySet
     from ..server.gate import Policy
     from ..server.ratelimit import RateLimiter
 
-    keys = KeySet.from_env(args.api_key, args.api_keys_file)
     return Policy(
-        keys=keys,
-        limiter=RateLimiter(parse_limits([args.rate_limit], "--rate-limit")),
+        keys=keys if keys is not None else KeySet.from_env(args.api_key, args.api_keys_file),
+        limiter=limiter if limiter is not None else RateLimiter(rate_limits(args)),
         max_body_bytes=args.max_body_bytes,
         body_timeout=args.body_timeout,
         max_messages=args.max_messages,
         request_timeout=args.request_timeout,
         access_log=not args.no_access_log,
     )
+
+
+def rate_limits(args) -> dict[str, int]:
+    from ..server.auth import parse_limits
+
+    return parse_limits([args.rate_limit], "--rate-limit")
 
 
 def _loopback(host: str) -> bool:
@@ -109,7 +116,13 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def scaled_out(args) -> bool:
+    return bool(args.replicas or args.ray_address or args.min_replicas is not None or args.max_replicas is not None)
+
+
 def run_serve(args) -> int:
+    if scaled_out(args):
+        return run_scaled_out(args)
     import uvicorn
 
     from ..server.app import create_app
@@ -175,3 +188,17 @@ def draining_server(config, policy, registry):
                 m.engine.fail_all()
 
     return Server(config)
+
+
+def run_scaled_out(args) -> int:
+    """``--replicas N`` (or ``--ray-address``, autoscaling bounds): the deployment on Ray Serve."""
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        from ..scale.deploy import run_scaled
+    except ImportError as e:
+        print(f"wafer: --replicas needs Ray Serve: pip install 'wafer[ray]' ({e})", file=sys.stderr)
+        return 1
+    args.replicas = args.replicas or max(1, args.min_replicas or 1)
+    if args.imbalance is None:
+        args.imbalance = float(args.parallel)
+    return run_scaled(args)

@@ -193,6 +193,11 @@ class Engine:
     def stats(self) -> dict:
         return self.call(self._stats)
 
+    @property
+    def alive(self) -> bool:
+        """Whether the engine thread runs (it stops on shutdown, or when llama.cpp failed beyond recovery)."""
+        return self._thread.is_alive() and not self._stop
+
     def fail_all(self) -> None:
         """Fail every queued and running request with a 503 (a shutdown whose grace period ran out)."""
         with self._lock:

@@ -223,7 +223,7 @@ async def chat_completions(request: Request) -> Response:
             reasoning = (family, fmt, getattr(params.reasoning, "inside", False))
     rid = R.new_chat_id()
     request.state.stream = bool(req.stream)
-    stream = open_stream(request, served, [prompt], params)
+    stream = await open_stream(request, served, [prompt], params)
     submit(stream, prompt, params, rid, arrival)
     meta = dict(id=rid, created=int(arrival), model=req.model, system_fingerprint=served.fingerprint,
                 **tier.response_fields())

@@ -102,7 +102,7 @@ async def completions(request: Request) -> Response:
         params.grammar = await compile_grammar(served, grammar_root_grammar(req.grammar_root), "grammar_root")
     rid = R.new_completion_id()
     request.state.stream = bool(req.stream)
-    stream = open_stream(request, served, prompts, params)
+    stream = await open_stream(request, served, prompts, params)
     for p in prompts:
         submit(stream, p, params, rid, arrival)
     echo = [served.engine.model.detokenize(p, special=True) for p in prompts] if req.echo else [""] * len(prompts)

@@ -114,6 +114,9 @@ class Gate:
                     return
                 key_name = key.name if key else OPEN_KEY
                 limits = policy.limiter.for_key(key_name, key.limits if key else None)
+                refresh = getattr(limits, "refresh", None)  # limits kept elsewhere (a scaled-out deployment)
+                if refresh is not None:
+                    await refresh()
                 state["limits"] = limits
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > policy.max_body_bytes:

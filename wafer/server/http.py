@@ -33,7 +33,7 @@ def too_large(size: int, limit: int) -> APIError:
                     headers={"connection": "close"})
 
 
-async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+async def read_raw_body(request: Request, limit: int, timeout: float) -> bytes:
     """The raw body, at most ``limit`` bytes (413 beyond), received within ``timeout`` seconds (408)."""
     chunks: list[bytes] = []
     size = 0
@@ -88,7 +88,7 @@ async def read_body(request: Request) -> object:
     Bodies over the server's limit are a 413 (as received, inflated and, for msgpack, in their JSON
     form), bodies slower than its body timeout a 408."""
     policy = request.app.state.policy
-    raw = await _read_body(request, policy.max_body_bytes, policy.body_timeout)
+    raw = await read_raw_body(request, policy.max_body_bytes, policy.body_timeout)
     enc = request.headers.get("content-encoding", "").strip().lower()
     raw = _decompress(raw, enc, policy.max_body_bytes)
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()

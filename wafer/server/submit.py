@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 from fastapi import Request
 
@@ -42,7 +43,8 @@ async def compile_grammar(served: ServedModel, text: str | None, param: str) -> 
         raise bad_request(f"The output constraint could not be compiled: {e}", param) from None
 
 
-def open_stream(request: Request, served: ServedModel, prompts: list[list[int]], params: GenerationParams) -> EngineStream:
+async def open_stream(request: Request, served: ServedModel, prompts: list[list[int]],
+                      params: GenerationParams) -> EngineStream:
     """Charge the key's rate limits (429 when a bucket cannot pay), then an EngineStream whose close
     settles the charge against the real usage and records the request's metrics.
 
@@ -57,6 +59,8 @@ def open_stream(request: Request, served: ServedModel, prompts: list[list[int]],
     limits = getattr(request.state, "limits", None)
     try:
         ticket = limits.admit(estimate) if limits is not None else None
+        if inspect.isawaitable(ticket):  # limits kept in a scaled-out deployment's state actor
+            ticket = await ticket
     except APIError as e:
         policy.metrics.refused.inc(e.code)
         raise
