@@ -99,7 +99,7 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                         "robin, or the less loaded of two random replicas")
     r.add_argument("--imbalance", type=float, default=None,
                    help="prefix routing gives way to load when replicas' ongoing requests differ by more than this "
-                        "(default: --parallel)")
+                        "(default: half of --parallel)")
     r.add_argument("--replica-cpus", type=int, default=0,
                    help="CPUs each replica reserves (default --threads, else this machine's cores / --replicas)")
     p.add_argument("--no-access-log", action="store_true", help="no JSON access log line per request")

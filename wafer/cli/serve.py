@@ -200,5 +200,5 @@ def run_scaled_out(args) -> int:
         return 1
     args.replicas = args.replicas or max(1, args.min_replicas or 1)
     if args.imbalance is None:
-        args.imbalance = float(args.parallel)
+        args.imbalance = float(max(1, args.parallel // 2))
     return run_scaled(args)

@@ -35,7 +35,6 @@ def build_app(args, keys, version: str):
     from ray import serve
     from ray.serve.config import RequestRouterConfig
 
-    from .ingress import Ingress, app
     from .replica import WaferReplica
     from .routing import ROUTERS
 
@@ -57,7 +56,6 @@ def build_app(args, keys, version: str):
     engines = serve.deployment(
         WaferReplica,
         name="WaferReplica",
-        version=version,
         max_ongoing_requests=args.parallel + args.max_queue,
         ray_actor_options={"num_cpus": cpus},
         graceful_shutdown_timeout_s=args.grace_period,
@@ -67,17 +65,25 @@ def build_app(args, keys, version: str):
         request_router_config=RequestRouterConfig(request_router_class=ROUTERS[args.routing],
                                                   request_router_kwargs=router_kwargs),
         **scaling,
-    ).bind(args, keys)
+    ).bind(args, keys, version)  # a new version (an init argument) makes Serve roll the replicas
     ingress = serve.deployment(
-        serve.ingress(app)(Ingress),
+        _ingress_class(),
         name="WaferIngress",
-        version="1",
         num_replicas=1,
         max_ongoing_requests=max(1000, args.max_connections),
         graceful_shutdown_timeout_s=args.grace_period,
         ray_actor_options={"num_cpus": 0},
     ).bind(engines, args.max_body_bytes, args.body_timeout)
     return ingress
+
+
+def _ingress_class():
+    """The ingress deployment's class: its ASGI app is built in the replica (``__serve_build_asgi_app__``)."""
+    from ray import serve
+
+    from .ingress import Ingress
+
+    return serve.ingress()(Ingress)
 
 
 def connect(args) -> bool:

@@ -36,10 +36,7 @@ log = logging.getLogger("wafer.scale")
 RETRIES = 6  # attempts per request when replicas die before answering
 BACKOFF_S = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 _CHUNK_ID = re.compile(rb'"id"\s*:\s*"([^"]+)"')
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
-
-app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE"]
 
 def replica_gone(e: BaseException) -> bool:
     from ray.exceptions import ActorUnavailableError, RayActorError
@@ -61,6 +58,7 @@ class Relay(Response):
 
     async def __call__(self, scope, receive, send) -> None:
         _, status, headers = self.start
+        headers = [h for h in headers if h[0] != b"x-request-id"]  # Ray's proxy sets it (the gate's id: the same)
         gone = asyncio.Event()
 
         async def watch() -> None:
@@ -126,6 +124,9 @@ class Ingress:
         self.cut = 0  # responses ended by an error event because their replica died
         self.relayed = 0
 
+    def __serve_build_asgi_app__(self) -> FastAPI:  # serve.ingress() without an app: built per replica
+        return build_routes(self)
+
     async def _reports(self) -> dict[str, dict]:
         return await self.state.reports.remote()
 
@@ -159,36 +160,39 @@ class Ingress:
         return error_response(unavailable(f"No replica could take the request ({type(last).__name__})."))
 
 
-    # -- routes: bound to the deployment's instance by ray.serve.ingress (class-based views) --
+def build_routes(ingress: "Ingress") -> FastAPI:
+    """The ingress' ASGI app: deployment-wide routes answered here, everything else relayed."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
     @app.get("/health")
-    async def health(self) -> JSONResponse:
-        reports = await self._reports()
-        return JSONResponse({"status": "ok", "replicas": len(reports), "uptime_s": round(time.time() - self.started)})
+    async def health() -> JSONResponse:
+        reports = await ingress._reports()
+        return JSONResponse({"status": "ok", "replicas": len(reports), "uptime_s": round(time.time() - ingress.started)})
 
     @app.get("/ready")
-    async def ready(self) -> JSONResponse:
-        reports = await self._reports()
+    async def ready() -> JSONResponse:
+        reports = await ingress._reports()
         if not reports:
             return JSONResponse({"status": "no replica is ready"}, status_code=503)
         models = sorted({m for r in reports.values() for m in r.get("stats", {})})
         return JSONResponse({"status": "ready", "replicas": len(reports), "models": models})
 
     @app.get("/wafer/stats")
-    async def stats(self) -> JSONResponse:
-        reports = await self._reports()
+    async def stats() -> JSONResponse:
+        reports = await ingress._reports()
         return JSONResponse(merge_stats([r.get("stats", {}) for r in reports.values()]))
 
     @app.get("/wafer/replicas")
-    async def replicas(self) -> JSONResponse:
-        reports = await self._reports()
+    async def replicas() -> JSONResponse:
+        reports = await ingress._reports()
         return JSONResponse({
             "replicas": {rid: {k: v for k, v in r.items() if k != "metrics"} for rid, r in reports.items()},
-            "ingress": {"relayed": self.relayed, "retries": self.retries, "cut_by_replica_loss": self.cut},
+            "ingress": {"relayed": ingress.relayed, "retries": ingress.retries, "cut_by_replica_loss": ingress.cut},
         })
 
     @app.get("/metrics")
-    async def metrics(self) -> Response:
-        reports = await self._reports()
+    async def metrics() -> Response:
+        reports = await ingress._reports()
         text = merge_metrics({rid: r.get("metrics", "") for rid, r in reports.items()})
         text += "\n".join([
             "# HELP wafer_replicas_reporting Engine replicas that reported in the last seconds.",
@@ -196,25 +200,26 @@ class Ingress:
             f"wafer_replicas_reporting {len(reports)}",
             "# HELP wafer_ingress_relayed_total Requests the ingress relayed to a replica.",
             "# TYPE wafer_ingress_relayed_total counter",
-            f"wafer_ingress_relayed_total {self.relayed}",
+            f"wafer_ingress_relayed_total {ingress.relayed}",
             "# HELP wafer_ingress_retries_total Requests sent again because their replica died before answering.",
             "# TYPE wafer_ingress_retries_total counter",
-            f"wafer_ingress_retries_total {self.retries}",
+            f"wafer_ingress_retries_total {ingress.retries}",
             "# HELP wafer_ingress_cut_total Responses ended with an error event because their replica died.",
             "# TYPE wafer_ingress_cut_total counter",
-            f"wafer_ingress_cut_total {self.cut}",
+            f"wafer_ingress_cut_total {ingress.cut}",
         ]) + "\n"
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.api_route("/{path:path}", methods=METHODS)
-    async def forward(self, request: Request, path: str) -> Response:
+    async def forward(request: Request, path: str) -> Response:
         body = b""
         if request.method in ("POST", "PUT", "PATCH"):
             length = request.headers.get("content-length", "")
-            if not (length.isdigit() and int(length) > self.max_body_bytes):  # else: the replica's 413
+            if not (length.isdigit() and int(length) > ingress.max_body_bytes):  # else: the replica's 413
                 try:
-                    body = await read_raw_body(request, self.max_body_bytes, self.body_timeout)
+                    body = await read_raw_body(request, ingress.max_body_bytes, ingress.body_timeout)
                 except APIError as e:
                     return error_response(e)
-        return await self.relay(_forwarded(request, body))
+        return await ingress.relay(_forwarded(request, body))
 
+    return app

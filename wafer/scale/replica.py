@@ -26,7 +26,7 @@ REPORT_EVERY_S = 0.5
 
 
 class WaferReplica:
-    async def __init__(self, args, keys) -> None:
+    async def __init__(self, args, keys, generation: str = "") -> None:
         import ray
         from ray import serve
 
@@ -40,6 +40,7 @@ class WaferReplica:
         self.registry = await asyncio.to_thread(build_registry, args)
         self.app = create_app(self.registry, policy=self.policy)
         self.id = serve.get_replica_context().replica_id.unique_id
+        self.generation = generation  # changed by a rolling restart (deploy.py)
         self.requests = 0
         self._reporter = asyncio.get_running_loop().create_task(self._report_loop())
 
