@@ -8,7 +8,8 @@ Two deployments, one after the other (each starts its own local Ray instance):
   streams in flight finish;
 * round robin (the baseline) — the same conversations lose most of their cached prefix; a key's rate
   limit holds across replicas; a replica killed mid-stream ends only its own streams, with an error
-  event, and the deployment recovers with no 5xx for new requests.
+  event, a request it had not answered yet is sent to the other replica, and the deployment recovers
+  with no 5xx for new requests.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip ins
 REPLICA_ARGS = ["--replicas", "2", "--threads", "1", "--parallel", "16", "--ctx-size", "4096"]
 CONVERSATIONS = 10
 SUBSET = ["tests/test_api_chat.py", "tests/test_api_completions.py", "tests/test_api_errors.py",
-          "tests/test_stream_errors.py", "tests/test_msgpack.py"]
+          "tests/test_stream_errors.py", "tests/test_msgpack.py", "tests/test_client_live.py"]
 
 
 def start(resolved_model, tmp_path, *extra) -> Server:
@@ -199,7 +200,13 @@ def test_killed_replica_ends_only_its_streams_and_recovers(round_robin_deploymen
             events = [line for line in r.iter_lines() if line.startswith("data: ")]
         results[i] = (r.status_code, r.headers.get("x-wafer-replica"), events)
 
+    def whole(i: int) -> None:  # not streamed: nothing reaches the client before the end
+        r = chat(url, [{"role": "user", "content": f"Essay {i}."}], max_completion_tokens=300,
+                 min_completion_tokens=300)
+        results[i] = (r.status_code, r.headers.get("x-wafer-replica"), r.json())
+
     threads = [threading.Thread(target=stream, args=(i,)) for i in range(4)]
+    threads += [threading.Thread(target=whole, args=(i,)) for i in (4, 5)]
     for t in threads:
         t.start()
         time.sleep(0.3)
@@ -209,7 +216,11 @@ def test_killed_replica_ends_only_its_streams_and_recovers(round_robin_deploymen
     killed = time.monotonic()
     for t in threads:
         t.join(300)
-    assert len(results) == 4
+    assert len(results) == 6
+    for i in (4, 5):  # the one the victim held was sent again to the other replica: the client sees a 200
+        status, rid, body = results.pop(i)
+        assert status == 200 and rid != victim_id and body["usage"]["completion_tokens"] == 300, body
+    assert httpx.get(url + "/wafer/replicas").json()["ingress"]["retries"] >= 1
     for status, rid, events in results.values():
         assert status == 200
         if rid == victim_id:  # cut: a clean error event in the Cerebras shape, then the end

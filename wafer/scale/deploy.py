@@ -135,7 +135,11 @@ def run_scaled(args) -> int:
     url = f"http://{args.host}:{args.port}"
     where = args.ray_address or "a local Ray instance"
     auth = "open (no API key)" if keys.open else f"{len(keys.keys)} API key(s)"
-    print(f"wafer: ready on {url} ({args.replicas} replicas on {where}, routing {args.routing}; {auth}; "
+    n = args.replicas
+    count = f"{n} replica{'s' if n != 1 else ''}"
+    if args.min_replicas is not None or args.max_replicas is not None:
+        count += f" (autoscaling {args.min_replicas or 1}-{args.max_replicas or max(n, args.min_replicas or 1)})"
+    print(f"wafer: ready on {url} ({count} on {where}, routing {args.routing}; {auth}; "
           f"OpenAI SDK base_url {url}/v1; started in {time.time() - t0:.1f} s)", flush=True)
 
     stop = threading.Event()
