@@ -182,3 +182,14 @@ def test_merge_metrics_labels_every_sample_once_per_family():
     assert lines.index('wafer_requests_total{replica="r2"} 1') < lines.index("# HELP wafer_ttft_seconds TTFT.")
     assert 'wafer_ttft_seconds_bucket{replica="r1",le="0.1"} 1' in lines
     assert 'wafer_ttft_seconds_count{replica="r1"} 1' in lines
+
+
+def test_replicas_without_ray_is_a_clear_error(monkeypatch, capsys):
+    import sys
+
+    from wafer.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "ray.serve", None)
+    assert main(["serve", "--replicas", "2"]) == 1
+    assert "pip install 'wafer[ray]'" in capsys.readouterr().err

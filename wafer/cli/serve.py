@@ -194,6 +194,8 @@ def run_scaled_out(args) -> int:
     """``--replicas N`` (or ``--ray-address``, autoscaling bounds): the deployment on Ray Serve."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        import ray.serve  # noqa: F401 - the optional extra
+
         from ..scale.deploy import run_scaled
     except ImportError as e:
         print(f"wafer: --replicas needs Ray Serve: pip install 'wafer[ray]' ({e})", file=sys.stderr)
