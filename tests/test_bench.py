@@ -459,7 +459,7 @@ def test_committed_results_render():
         return [json.loads((RESULTS / f"{name}-{m}.json").read_text()) for m in ("smollm2-135m", "qwen2.5-coder-0.5b")]
 
     text = serve_vs_raw.render(load("serve"))
-    assert "| smollm2-135m | 2026-11-25 20:43 | 47 / 256 | 7 | off | 169.2 | 151.6 | 0.896 |" in text
+    assert "| smollm2-135m | 2026-12-03 16:49 | 47 / 128 | 3 | off | 115.3 | 121.4 | 1.053 |" in text
     assert "| qwen2.5-coder-0.5b | 16 | 72.4 | 4.8 | 1790.7 |" in text
     text = prefix_cache.render(load("prefix-cache"))
     assert "| smollm2-135m | wafer | 2020 | 9089.9 | 204.2 | 0.022 | 2009 | 217.2 | 0.024 | 2009 | 793 / 4710 (0.17) |" in text
