@@ -31,6 +31,15 @@ def replica_cpus(args) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, args.replicas))
 
 
+def autoscaling_bounds(args) -> tuple[int, int] | None:
+    """(min, max) replicas when --min-replicas or --max-replicas is given, else None (a fixed count)."""
+    if args.min_replicas is None and args.max_replicas is None:
+        return None
+    lo = args.min_replicas if args.min_replicas is not None else 1
+    hi = args.max_replicas if args.max_replicas is not None else max(lo, args.replicas)
+    return lo, hi
+
+
 def build_app(args, keys, version: str):
     from ray import serve
     from ray.serve.config import RequestRouterConfig
@@ -41,15 +50,14 @@ def build_app(args, keys, version: str):
     cpus = replica_cpus(args)
     if not args.threads:
         args.threads = cpus
-    scaling = {}
-    if args.min_replicas is not None or args.max_replicas is not None:
-        lo = args.min_replicas if args.min_replicas is not None else 1
-        hi = args.max_replicas if args.max_replicas is not None else max(lo, args.replicas)
-        scaling["autoscaling_config"] = {"min_replicas": lo, "max_replicas": hi,
-                                         "initial_replicas": min(max(args.replicas, lo), hi),
-                                         "target_ongoing_requests": args.parallel}
+    bounds = autoscaling_bounds(args)
+    if bounds:
+        lo, hi = bounds
+        scaling = {"autoscaling_config": {"min_replicas": lo, "max_replicas": hi,
+                                          "initial_replicas": min(max(args.replicas, lo), hi),
+                                          "target_ongoing_requests": args.parallel}}
     else:
-        scaling["num_replicas"] = args.replicas
+        scaling = {"num_replicas": args.replicas}
     router_kwargs = {}
     if args.routing == "prefix":
         router_kwargs = {"imbalanced_threshold": args.imbalance, "match_rate_threshold": 0.1}
@@ -137,8 +145,9 @@ def run_scaled(args) -> int:
     auth = "open (no API key)" if keys.open else f"{len(keys.keys)} API key(s)"
     n = args.replicas
     count = f"{n} replica{'s' if n != 1 else ''}"
-    if args.min_replicas is not None or args.max_replicas is not None:
-        count += f" (autoscaling {args.min_replicas or 1}-{args.max_replicas or max(n, args.min_replicas or 1)})"
+    bounds = autoscaling_bounds(args)
+    if bounds:
+        count += f" (autoscaling {bounds[0]}-{bounds[1]})"
     print(f"wafer: ready on {url} ({count} on {where}, routing {args.routing}; {auth}; "
           f"OpenAI SDK base_url {url}/v1; started in {time.time() - t0:.1f} s)", flush=True)
 

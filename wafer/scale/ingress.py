@@ -38,6 +38,7 @@ BACKOFF_S = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 _CHUNK_ID = re.compile(rb'"id"\s*:\s*"([^"]+)"')
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE"]
 
+
 def replica_gone(e: BaseException) -> bool:
     from ray.exceptions import ActorUnavailableError, RayActorError
 
@@ -68,19 +69,22 @@ class Relay(Response):
             self.gen.cancel()
 
         watcher = asyncio.ensure_future(watch())
-        chunk_id = ""
+        chunk_id = ""  # the stream's completion id, for an error event
+
+        async def pass_on(body: bytes) -> None:
+            nonlocal chunk_id
+            if not chunk_id:
+                m = _CHUNK_ID.search(body)
+                chunk_id = m.group(1).decode() if m else ""
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
         try:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             for body in self.first:
-                m = _CHUNK_ID.search(body)
-                chunk_id = m.group(1).decode() if m else chunk_id
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+                await pass_on(body)
             try:
-                async for kind, body in self.gen:
-                    if not chunk_id:
-                        m = _CHUNK_ID.search(body)
-                        chunk_id = m.group(1).decode() if m else ""
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                async for _, body in self.gen:
+                    await pass_on(body)
             except Exception as e:  # noqa: BLE001 - a replica lost or failing mid-response
                 if gone.is_set():
                     return
@@ -107,7 +111,6 @@ def _forwarded(request: Request, body: bytes) -> Forwarded:
     return Forwarded(method=request.method, path=request.url.path, query=request.scope.get("query_string", b""),
                      headers=[(bytes(k), bytes(v)) for k, v in request.scope.get("headers", ())],
                      body=body, client=tuple(client) if client else None, prompt=text, stream=stream)
-
 
 
 class Ingress:
